@@ -1,0 +1,3 @@
+#include <cstdio>
+#include "quench/quench.hpp"
+int main() { std::printf("quench %d\n", QUENCH_VERSION); }

@@ -1,0 +1,17 @@
+#pragma once
+// Everything in quench that needs no linking. Add quench/onnx.hpp (target quench::onnx) for
+// loading and saving ONNX models.
+
+#include "quench/version.hpp"
+
+#include "quench/core/config.hpp"
+#include "quench/core/dtype.hpp"
+#include "quench/core/error.hpp"
+#include "quench/core/shape.hpp"
+#include "quench/core/tensor.hpp"
+#include "quench/core/tensor_view.hpp"
+
+#include "quench/numeric/bfloat16.hpp"
+#include "quench/numeric/float16.hpp"
+#include "quench/numeric/float8.hpp"
+#include "quench/numeric/int4.hpp"
