@@ -1,0 +1,6 @@
+#pragma once
+// The ONNX layer (target quench::onnx, links onnx_proto and protobuf) plus everything in quench.hpp.
+
+#include "quench/quench.hpp"
+
+#include "quench/onnx/tensor_proto.hpp"

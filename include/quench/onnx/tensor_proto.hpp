@@ -1,0 +1,158 @@
+#pragma once
+// Conversion between ONNX TensorProto messages and quench::tensor.
+//
+// Element types 17-22 (float8, uint4, int4) postdate the onnx 1.12 protobuf headers; data_type is
+// a plain int32 in the message, so they convert like any other. Data may live in raw_data
+// (little-endian, 4-bit types packed low nibble first) or in the typed fields, whose encoding
+// onnx.proto defines per type:
+//   int32_data   int8/uint8/int16/uint16/int32/bool, float16/bfloat16/float8 as bit patterns,
+//                int4/uint4 as one packed byte (two elements) per entry
+//   int64_data   int64;  uint64_data  uint32/uint64;  float_data  float;  double_data  double
+
+#include <onnx/onnx_pb.h>
+
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "quench/core/error.hpp"
+#include "quench/core/tensor.hpp"
+
+namespace quench::onnx {
+
+namespace detail {
+
+inline std::string proto_context(const ::ONNX_NAMESPACE::TensorProto& p) {
+  return p.name().empty() ? std::string("unnamed TensorProto") : tensor_context(p.name());
+}
+
+template <class Field>
+inline void check_field_count(const ::ONNX_NAMESPACE::TensorProto& p, const Field& field, std::size_t want,
+                              const char* field_name) {
+  if (static_cast<std::size_t>(field.size()) != want)
+    throw_error(errc::parse_error, proto_context(p),
+                std::string("expected ") + std::to_string(want) + " entries in " + field_name +
+                    ", found " + std::to_string(field.size()));
+}
+
+template <class Out, class Field>
+inline void copy_field(const Field& field, std::byte* dst) {
+  Out* out = reinterpret_cast<Out*>(dst);
+  for (int i = 0; i < field.size(); ++i) out[i] = static_cast<Out>(field.Get(i));
+}
+
+}  // namespace detail
+
+/// Converts a TensorProto holding its data inline. External data (data_location = EXTERNAL) needs
+/// the model's directory and is resolved by the model loader, not here.
+inline quench::tensor from_proto(const ::ONNX_NAMESPACE::TensorProto& p) {
+  const std::string ctx = detail::proto_context(p);
+  const dtype type = dtype_from_onnx(p.data_type(), ctx);
+  if (type == dtype::string)
+    throw_error(errc::unsupported_dtype, ctx, "string tensors are not supported");
+  if (p.data_location() == ::ONNX_NAMESPACE::TensorProto::EXTERNAL)
+    throw_error(errc::invalid_argument, ctx, "tensor data is stored externally; load it through the model loader");
+  std::vector<std::int64_t> dims(p.dims().begin(), p.dims().end());
+  for (auto d : dims)
+    if (d < 0) throw_error(errc::parse_error, ctx, "negative dimension " + std::to_string(d));
+  quench::tensor t(type, quench::shape(std::move(dims)), p.name());
+  const std::size_t n = t.size();
+  std::byte* dst = t.bytes();
+
+  if (p.has_raw_data()) {
+    if (p.raw_data().size() != t.nbytes())
+      throw_error(errc::parse_error, ctx,
+                  "expected " + std::to_string(t.nbytes()) + " bytes of raw_data for " + to_string(type) +
+                      " " + to_string(t.shape()) + ", found " + std::to_string(p.raw_data().size()));
+    if (t.nbytes()) std::memcpy(dst, p.raw_data().data(), t.nbytes());
+    return t;
+  }
+  switch (type) {
+    case dtype::float32:
+      detail::check_field_count(p, p.float_data(), n, "float_data");
+      detail::copy_field<float>(p.float_data(), dst);
+      break;
+    case dtype::float64:
+      detail::check_field_count(p, p.double_data(), n, "double_data");
+      detail::copy_field<double>(p.double_data(), dst);
+      break;
+    case dtype::int64:
+      detail::check_field_count(p, p.int64_data(), n, "int64_data");
+      detail::copy_field<std::int64_t>(p.int64_data(), dst);
+      break;
+    case dtype::uint32:
+      detail::check_field_count(p, p.uint64_data(), n, "uint64_data");
+      detail::copy_field<std::uint32_t>(p.uint64_data(), dst);
+      break;
+    case dtype::uint64:
+      detail::check_field_count(p, p.uint64_data(), n, "uint64_data");
+      detail::copy_field<std::uint64_t>(p.uint64_data(), dst);
+      break;
+    case dtype::int32:
+      detail::check_field_count(p, p.int32_data(), n, "int32_data");
+      detail::copy_field<std::int32_t>(p.int32_data(), dst);
+      break;
+    case dtype::int16:
+      detail::check_field_count(p, p.int32_data(), n, "int32_data");
+      detail::copy_field<std::int16_t>(p.int32_data(), dst);
+      break;
+    case dtype::uint16:
+    case dtype::float16:
+    case dtype::bfloat16:
+      detail::check_field_count(p, p.int32_data(), n, "int32_data");
+      detail::copy_field<std::uint16_t>(p.int32_data(), dst);
+      break;
+    case dtype::int8:
+      detail::check_field_count(p, p.int32_data(), n, "int32_data");
+      detail::copy_field<std::int8_t>(p.int32_data(), dst);
+      break;
+    case dtype::uint8:
+    case dtype::bool_:
+    case dtype::float8e4m3fn:
+    case dtype::float8e4m3fnuz:
+    case dtype::float8e5m2:
+    case dtype::float8e5m2fnuz:
+      detail::check_field_count(p, p.int32_data(), n, "int32_data");
+      detail::copy_field<std::uint8_t>(p.int32_data(), dst);
+      break;
+    case dtype::int4:
+    case dtype::uint4:
+      detail::check_field_count(p, p.int32_data(), t.nbytes(), "int32_data (packed bytes)");
+      detail::copy_field<std::uint8_t>(p.int32_data(), dst);
+      break;
+    default:
+      throw_error(errc::unsupported_dtype, ctx, "cannot read " + to_string(type) + " data");
+  }
+  return t;
+}
+
+/// Writes `t` into `p` (name, dims, data_type, raw_data); other fields of `p` are left alone.
+inline void to_proto(const quench::tensor& t, ::ONNX_NAMESPACE::TensorProto& p) {
+  p.set_name(t.name());
+  p.clear_dims();
+  for (auto d : t.shape()) p.add_dims(d);
+  p.set_data_type(static_cast<std::int32_t>(t.dtype()));
+  p.clear_float_data();
+  p.clear_int32_data();
+  p.clear_int64_data();
+  p.clear_double_data();
+  p.clear_uint64_data();
+  p.set_raw_data(reinterpret_cast<const char*>(t.bytes()), t.nbytes());
+}
+
+/// Reads a serialized TensorProto (the input_N.pb / output_N.pb files of ONNX node tests).
+inline quench::tensor read_tensor_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw_error(errc::io_error, {}, "cannot open '" + path + "'");
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  ::ONNX_NAMESPACE::TensorProto p;
+  if (!p.ParseFromString(buf.str()))
+    throw_error(errc::parse_error, {}, "'" + path + "' is not a valid serialized TensorProto");
+  return from_proto(p);
+}
+
+}  // namespace quench::onnx
