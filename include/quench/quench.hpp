@@ -4,6 +4,10 @@
 
 #include "quench/version.hpp"
 
+#include "quench/adapt/eigen.hpp"
+#include "quench/adapt/npy.hpp"
+
+#include "quench/core/atomic_file.hpp"
 #include "quench/core/config.hpp"
 #include "quench/core/dtype.hpp"
 #include "quench/core/error.hpp"
