@@ -1,6 +1,9 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
 
 #include "quench/core/tensor.hpp"
 
@@ -34,4 +37,34 @@ TEST_CASE("clone, reshape, from") {
   CHECK_THROWS_AS(c.reshape({3}), quench::error);
   CHECK_THROWS_AS(quench::tensor::from<float>({3}, {1.f, 2.f}), quench::error);
   CHECK_THROWS_AS(quench::tensor(quench::dtype::string, {1}), quench::error);
+}
+
+TEST_CASE("adopted memory is viewed without copying and copied on first write") {
+  auto keeper = std::make_shared<std::string>(std::string(8, '\0'));
+  const float init[2] = {1.5f, -2.f};
+  std::memcpy(keeper->data(), init, 8);
+  std::shared_ptr<std::byte> alias(keeper, reinterpret_cast<std::byte*>(keeper->data()));
+
+  auto t = quench::tensor::adopt(quench::dtype::float32, {2}, alias, 8, /*read_only=*/true, "w");
+  const quench::tensor& ct = t;
+  CHECK(ct.view<float>().data() == reinterpret_cast<const float*>(keeper->data()));  // zero copy
+  CHECK(t.is_read_only());
+  t.view<float>()[0] = 3.f;  // copy on write
+  CHECK_FALSE(t.is_read_only());
+  CHECK(t.view<float>()[0] == 3.f);
+  float original;
+  std::memcpy(&original, keeper->data(), 4);
+  CHECK(original == 1.5f);  // the adopted memory was not written
+
+  auto writable = quench::tensor::adopt(quench::dtype::float32, {2}, alias, 8, /*read_only=*/false);
+  writable.view<float>()[1] = 4.f;
+  std::memcpy(&original, keeper->data() + 4, 4);
+  CHECK(original == 4.f);
+
+  CHECK_THROWS_AS(quench::tensor::adopt(quench::dtype::float32, {3}, alias, 8, true), quench::error);
+  CHECK(quench::tensor().size() == 0);
+
+  quench::tensor moved = std::move(t);
+  CHECK(moved.view<float>()[0] == 3.f);
+  CHECK(t.size() == 0);  // NOLINT(bugprone-use-after-move): a moved-from tensor is empty
 }

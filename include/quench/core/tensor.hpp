@@ -19,25 +19,28 @@
 namespace quench {
 
 namespace detail {
-struct aligned_free {
-  void operator()(std::byte* p) const noexcept { std::free(p); }
-};
-using aligned_buffer = std::unique_ptr<std::byte[], aligned_free>;
-
-inline aligned_buffer allocate_aligned(std::size_t bytes) {
-  if (bytes == 0) return aligned_buffer{};
+/// Allocates `bytes` zeroed bytes aligned to QUENCH_TENSOR_ALIGNMENT, owned by a shared_ptr.
+inline std::shared_ptr<std::byte> allocate_aligned(std::size_t bytes) {
+  if (bytes == 0) return {};
   constexpr std::size_t a = QUENCH_TENSOR_ALIGNMENT;
   // std::aligned_alloc requires the size to be a multiple of the alignment.
   const std::size_t rounded = (bytes + a - 1) / a * a;
   void* p = std::aligned_alloc(a, rounded);
   if (!p) throw std::bad_alloc();
-  return aligned_buffer(static_cast<std::byte*>(p));
+  std::memset(p, 0, rounded);
+  return std::shared_ptr<std::byte>(static_cast<std::byte*>(p), [](std::byte* q) { std::free(q); });
 }
 }  // namespace detail
 
-/// Owns zero-initialised storage for `shape.numel()` elements of `dtype`, packed as ONNX stores
-/// them (4-bit types two per byte, low nibble first). Move-only; `clone()` copies explicitly.
-/// Not thread-safe for concurrent mutation; concurrent reads are fine.
+/// Storage for `shape.numel()` elements of `dtype`, packed as ONNX stores them (4-bit types two
+/// per byte, low nibble first). Move-only; `clone()` copies explicitly.
+///
+/// A tensor either owns zero-initialised, 64-byte aligned memory, or adopts memory someone else
+/// keeps alive (`adopt`): the bytes of a loaded protobuf, a memory-mapped external-data file. That
+/// is how a model's initializers are viewed without copying them. Adopted read-only memory is
+/// copied into owned storage the first time it is accessed mutably (copy on write), so a mapped
+/// file is never written through. Not thread-safe for concurrent mutation; concurrent const
+/// access is fine.
 ///
 ///     quench::tensor t(quench::dtype::float32, {2, 3});
 ///     auto v = t.view<float>();   // tensor_view<float>
@@ -52,11 +55,39 @@ class tensor {
                   "cannot allocate a tensor of element type " + to_string(type_));
     bytes_ = storage_bytes(type_, shape_.numel());
     data_ = detail::allocate_aligned(bytes_);
-    if (bytes_) std::memset(data_.get(), 0, bytes_);
   }
 
-  tensor(tensor&&) noexcept = default;
-  tensor& operator=(tensor&&) noexcept = default;
+  /// Wraps `nbytes` bytes at `data` without copying; `data` (usually an aliasing shared_ptr)
+  /// keeps the memory alive. With `read_only`, mutable access first copies into owned storage.
+  static tensor adopt(quench::dtype type, quench::shape s, std::shared_ptr<std::byte> data, std::size_t nbytes,
+                      bool read_only, std::string name = {}) {
+    tensor t;
+    t.type_ = type;
+    t.shape_ = std::move(s);
+    t.name_ = std::move(name);
+    t.bytes_ = storage_bytes(type, t.shape_.numel());
+    if (nbytes != t.bytes_)
+      throw_error(errc::shape_mismatch, tensor_context(t.name_),
+                  "expected " + std::to_string(t.bytes_) + " bytes for " + to_string(type) + " " +
+                      to_string(t.shape_) + ", found " + std::to_string(nbytes));
+    t.data_ = std::move(data);
+    t.read_only_ = read_only;
+    return t;
+  }
+
+  tensor(tensor&& other) noexcept { swap(other); }
+  tensor& operator=(tensor&& other) noexcept {
+    tensor(std::move(other)).swap(*this);
+    return *this;
+  }
+  void swap(tensor& other) noexcept {
+    std::swap(type_, other.type_);
+    std::swap(shape_, other.shape_);
+    std::swap(name_, other.name_);
+    std::swap(bytes_, other.bytes_);
+    std::swap(data_, other.data_);
+    std::swap(read_only_, other.read_only_);
+  }
   tensor(const tensor&) = delete;
   tensor& operator=(const tensor&) = delete;
 
@@ -74,19 +105,26 @@ class tensor {
   tensor clone() const {
     tensor t(type_, shape_, name_);
     if (bytes_) std::memcpy(t.data_.get(), data_.get(), bytes_);
-    return t;
+    return t;  // always owned and aligned, whatever this tensor's storage is
   }
 
   quench::dtype dtype() const noexcept { return type_; }
   const quench::shape& shape() const noexcept { return shape_; }
   std::size_t rank() const noexcept { return shape_.rank(); }
-  std::size_t size() const noexcept { return shape_.numel(); }
+  /// Element count; 0 for a default-constructed (undefined) tensor.
+  std::size_t size() const noexcept { return type_ == quench::dtype::undefined ? 0 : shape_.numel(); }
   std::size_t nbytes() const noexcept { return bytes_; }
   const std::string& name() const noexcept { return name_; }
   void set_name(std::string n) { name_ = std::move(n); }
 
-  std::byte* bytes() noexcept { return data_.get(); }
+  /// Mutable bytes; copies adopted read-only memory into owned storage first.
+  std::byte* bytes() {
+    make_writable();
+    return data_.get();
+  }
   const std::byte* bytes() const noexcept { return data_.get(); }
+  /// True when the storage is adopted read-only memory that has not been copied yet.
+  bool is_read_only() const noexcept { return read_only_; }
 
   /// Reinterprets the shape without touching data; the element count must stay the same.
   void reshape(quench::shape s) {
@@ -100,6 +138,7 @@ class tensor {
   template <class T>
   tensor_view<T> view() & {
     check_type<T>();
+    make_writable();
     return {reinterpret_cast<T*>(data_.get()), shape_};
   }
   template <class T>
@@ -112,6 +151,14 @@ class tensor {
   tensor_view<T> view() && = delete;
 
  private:
+  void make_writable() {
+    if (!read_only_) return;
+    auto owned = detail::allocate_aligned(bytes_);
+    if (bytes_) std::memcpy(owned.get(), data_.get(), bytes_);
+    data_ = std::move(owned);
+    read_only_ = false;
+  }
+
   template <class T>
   void check_type() const {
     constexpr quench::dtype want = dtype_of_v<T>;
@@ -127,7 +174,8 @@ class tensor {
   quench::shape shape_;
   std::string name_;
   std::size_t bytes_ = 0;
-  detail::aligned_buffer data_;
+  std::shared_ptr<std::byte> data_;
+  bool read_only_ = false;
 };
 
 }  // namespace quench
