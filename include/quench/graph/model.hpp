@@ -1,0 +1,64 @@
+#pragma once
+// model: the main graph plus what ONNX ModelProto carries around it (opsets, metadata).
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "quench/core/error.hpp"
+#include "quench/graph/graph.hpp"
+
+namespace quench {
+
+struct opset_import {
+  std::string domain;  ///< "" = the default ONNX domain
+  std::int64_t version = 0;
+};
+
+/// A model owns its main graph. Functions and training info are kept opaque (serialized) so they
+/// survive load and save untouched.
+class model {
+ public:
+  model() : graph_(std::make_unique<quench::graph>()) {}
+
+  quench::graph& main_graph() noexcept { return *graph_; }
+  const quench::graph& main_graph() const noexcept { return *graph_; }
+
+  std::int64_t ir_version = 8;
+  std::vector<opset_import> opset_imports;
+  std::string producer_name, producer_version, domain, doc_string;
+  std::int64_t model_version = 0;
+  std::vector<std::pair<std::string, std::string>> metadata_props;
+  /// Serialized ModelProto with the fields above, the graph cleared (functions, training_info,
+  /// unknown fields); written back on save.
+  std::string residual;
+
+  /// The opset version imported for `domain` ("" and "ai.onnx" are the same domain), or 0.
+  std::int64_t opset(std::string_view dom = {}) const noexcept {
+    for (const auto& o : opset_imports)
+      if (same_domain(o.domain, dom)) return o.version;
+    return 0;
+  }
+  /// Sets (or adds) the version imported for `domain`.
+  void set_opset(std::string_view dom, std::int64_t version) {
+    for (auto& o : opset_imports)
+      if (same_domain(o.domain, dom)) {
+        o.version = version;
+        return;
+      }
+    opset_imports.push_back({std::string(dom), version});
+  }
+
+  static bool same_domain(std::string_view a, std::string_view b) noexcept {
+    auto norm = [](std::string_view d) { return d == "ai.onnx" ? std::string_view{} : d; };
+    return norm(a) == norm(b);
+  }
+
+ private:
+  std::unique_ptr<quench::graph> graph_;
+};
+
+}  // namespace quench
