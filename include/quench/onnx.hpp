@@ -3,4 +3,7 @@
 
 #include "quench/quench.hpp"
 
+#include "quench/onnx/external_data.hpp"
+#include "quench/onnx/model_io.hpp"
+#include "quench/onnx/model_proto.hpp"
 #include "quench/onnx/tensor_proto.hpp"

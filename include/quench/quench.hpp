@@ -15,6 +15,13 @@
 #include "quench/core/tensor.hpp"
 #include "quench/core/tensor_view.hpp"
 
+#include "quench/graph/attribute.hpp"
+#include "quench/graph/graph.hpp"
+#include "quench/graph/model.hpp"
+#include "quench/graph/node.hpp"
+#include "quench/graph/tensor_encoding.hpp"
+#include "quench/graph/value.hpp"
+
 #include "quench/numeric/bfloat16.hpp"
 #include "quench/numeric/float16.hpp"
 #include "quench/numeric/float8.hpp"

@@ -8,6 +8,7 @@
 
 #include "quench/core/error.hpp"
 #include "quench/core/tensor.hpp"
+#include "quench/graph/tensor_encoding.hpp"
 
 namespace quench {
 
@@ -52,6 +53,8 @@ struct attribute {
   std::string residual;
   /// Opaque fields of `t`'s / `tensors`' TensorProtos, in the same order (see value::initializer_residual).
   std::vector<std::string> tensor_residuals;
+  /// How `t` / `tensors` were stored, in the same order.
+  std::vector<tensor_encoding> tensor_encodings;
 
   static attribute make_int(std::string n, std::int64_t v) {
     attribute a;

@@ -129,7 +129,8 @@ class graph {
     if (v.producer_) throw_error(errc::invalid_model, {}, "value '" + v.name() + "' is produced by a node and cannot be an initializer");
     if (!v.initializer_) initializers_.push_back(&v);
     t.set_name(v.name());
-    v.elem_type_ = static_cast<std::int32_t>(t.dtype());
+    // A graph input keeps its declared type and shape (the IR < 4 "default value" idiom).
+    if (!v.is_input_ || v.elem_type_ == 0) v.elem_type_ = static_cast<std::int32_t>(t.dtype());
     if (!v.is_input_) set_static_dims(v, t.shape());
     v.initializer_ = std::make_unique<tensor>(std::move(t));
   }
@@ -138,6 +139,14 @@ class graph {
     check_owned(v);
     initializers_.erase(std::remove(initializers_.begin(), initializers_.end(), &v), initializers_.end());
     return std::move(v.initializer_);
+  }
+
+  /// Declares a constant whose data the graph keeps opaque (a sparse initializer), so nodes can
+  /// read it.
+  value& add_opaque_constant(std::string name) {
+    value& v = new_value(std::move(name), "sparse initializer");
+    v.opaque_constant_ = true;
+    return v;
   }
 
   /// Records that `v` has a value_info entry (kept in this order on save).
@@ -328,7 +337,7 @@ class graph {
   /// Removes a value that has no producer and no uses (an unused initializer or input).
   void remove_value(value& v) {
     check_owned(v);
-    if (v.producer_ || !v.uses_.empty() || v.is_output_)
+    if (v.producer_ || !v.uses_.empty() || v.is_output_ || v.opaque_constant_)
       throw_error(errc::invalid_argument, {}, "value '" + v.name() + "' is still produced or used");
     erase_value(v);
   }
@@ -471,7 +480,7 @@ class graph {
       const auto want = expected_uses.count(&v) ? expected_uses.at(&v) : 0;
       if (v.uses_.size() != want)
         fail("value '" + v.name_ + "' lists " + std::to_string(v.uses_.size()) + " uses, the nodes show " + std::to_string(want));
-      if (!v.producer_ && !v.is_input_ && !v.initializer_ && !v.outer_ && (v.has_uses() || v.is_output_))
+      if (!v.producer_ && !v.is_input_ && !v.initializer_ && !v.outer_ && !v.opaque_constant_ && (v.has_uses() || v.is_output_))
         fail("value '" + v.name_ + "' is used but has no producer, is no graph input and no initializer");
       if (v.is_input_ != (std::count(inputs_.begin(), inputs_.end(), &v) == 1)) fail("value '" + v.name_ + "' disagrees with the graph input list");
       if (v.is_output_ != (std::count(outputs_.begin(), outputs_.end(), &v) == 1)) fail("value '" + v.name_ + "' disagrees with the graph output list");

@@ -16,6 +16,8 @@ namespace quench {
 struct opset_import {
   std::string domain;  ///< "" = the default ONNX domain
   std::int64_t version = 0;
+  /// Whether the file spelled out an empty domain (kept so files round-trip byte for byte).
+  bool explicit_domain = true;
 };
 
 /// A model owns its main graph. Functions and training info are kept opaque (serialized) so they
@@ -49,7 +51,7 @@ class model {
         o.version = version;
         return;
       }
-    opset_imports.push_back({std::string(dom), version});
+    opset_imports.push_back({std::string(dom), version, true});
   }
 
   static bool same_domain(std::string_view a, std::string_view b) noexcept {

@@ -10,6 +10,7 @@
 
 #include "quench/core/dtype.hpp"
 #include "quench/core/tensor.hpp"
+#include "quench/graph/tensor_encoding.hpp"
 
 namespace quench {
 
@@ -33,14 +34,6 @@ struct use {
   int index = 0;
   static constexpr int implicit_use = -1;
   friend bool operator==(const use& a, const use& b) { return a.user == b.user && a.index == b.index; }
-};
-
-/// How an initializer's bytes were stored in the loaded file; saving keeps the same encoding
-/// unless options say otherwise, so an untouched model round-trips byte for byte.
-enum class tensor_encoding : std::uint8_t {
-  raw,       ///< TensorProto.raw_data (what quench writes for new tensors)
-  typed,     ///< float_data / int32_data / int64_data / double_data / uint64_data
-  external,  ///< data_location = EXTERNAL, in a file beside the model
 };
 
 /// Owned by its graph; pointers stay valid until the value is removed. The producer and consumer
@@ -93,6 +86,9 @@ class value {
   const std::string& initializer_residual() const noexcept { return init_residual_; }
   void set_initializer_residual(std::string r) { init_residual_ = std::move(r); }
 
+  /// True for a sparse initializer: a constant the graph keeps opaque (in the graph residual).
+  bool is_opaque_constant() const noexcept { return opaque_constant_; }
+
   /// True when the producer, if any, lives in an enclosing graph (a sub-graph's outer reference).
   bool is_outer_ref() const noexcept { return outer_ != nullptr; }
   /// The enclosing graph's value this outer reference stands for.
@@ -122,6 +118,7 @@ class value {
   tensor_encoding encoding_ = tensor_encoding::raw;
   std::string init_residual_;
   value* outer_ = nullptr;
+  bool opaque_constant_ = false;
   std::string type_residual_;
   std::string info_residual_;
 };

@@ -14,12 +14,14 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "quench/core/error.hpp"
 #include "quench/core/tensor.hpp"
+#include "quench/graph/value.hpp"
 
 namespace quench::onnx {
 
@@ -129,9 +131,39 @@ inline quench::tensor from_proto(const ::ONNX_NAMESPACE::TensorProto& p) {
   return t;
 }
 
-/// Writes `t` into `p` (name, dims, data_type, raw_data); other fields of `p` are left alone.
-inline void to_proto(const quench::tensor& t, ::ONNX_NAMESPACE::TensorProto& p) {
-  p.set_name(t.name());
+/// Like from_proto(const&), but takes raw_data out of `p` without copying: the tensor adopts the
+/// protobuf's string (writable, since `p` gives it up). `p` loses its raw_data.
+inline quench::tensor from_proto(::ONNX_NAMESPACE::TensorProto&& p) {
+  if (!p.has_raw_data() || p.data_location() == ::ONNX_NAMESPACE::TensorProto::EXTERNAL) return from_proto(p);
+  const std::string ctx = detail::proto_context(p);
+  const dtype type = dtype_from_onnx(p.data_type(), ctx);
+  if (type == dtype::string) throw_error(errc::unsupported_dtype, ctx, "string tensors are not supported");
+  std::vector<std::int64_t> dims(p.dims().begin(), p.dims().end());
+  for (auto d : dims)
+    if (d < 0) throw_error(errc::parse_error, ctx, "negative dimension " + std::to_string(d));
+  quench::shape s(std::move(dims));
+  std::shared_ptr<std::string> holder(p.release_raw_data());
+  std::shared_ptr<std::byte> bytes(holder, reinterpret_cast<std::byte*>(holder->data()));
+  const std::size_t n = holder->size();
+  if (n != storage_bytes(type, s.numel()))
+    throw_error(errc::parse_error, ctx,
+                "expected " + std::to_string(storage_bytes(type, s.numel())) + " bytes of raw_data for " +
+                    to_string(type) + " " + to_string(s) + ", found " + std::to_string(n));
+  return quench::tensor::adopt(type, std::move(s), std::move(bytes), n, /*read_only=*/false, p.name());
+}
+
+/// How `p` stores its data.
+inline tensor_encoding encoding_of(const ::ONNX_NAMESPACE::TensorProto& p) noexcept {
+  if (p.data_location() == ::ONNX_NAMESPACE::TensorProto::EXTERNAL) return tensor_encoding::external;
+  return p.has_raw_data() ? tensor_encoding::raw : tensor_encoding::typed;
+}
+
+/// Writes `t` into `p`: name, dims, data_type and the data, in raw_data or in the typed field
+/// onnx.proto assigns to the type (`encoding` typed); other fields of `p` are left alone.
+/// `tensor_encoding::external` is the model saver's business and is refused here.
+inline void to_proto(const quench::tensor& t, ::ONNX_NAMESPACE::TensorProto& p,
+                     tensor_encoding encoding = tensor_encoding::raw) {
+  if (!t.name().empty()) p.set_name(t.name());
   p.clear_dims();
   for (auto d : t.shape()) p.add_dims(d);
   p.set_data_type(static_cast<std::int32_t>(t.dtype()));
@@ -140,7 +172,59 @@ inline void to_proto(const quench::tensor& t, ::ONNX_NAMESPACE::TensorProto& p) 
   p.clear_int64_data();
   p.clear_double_data();
   p.clear_uint64_data();
-  p.set_raw_data(reinterpret_cast<const char*>(t.bytes()), t.nbytes());
+  p.clear_raw_data();
+  if (encoding == tensor_encoding::external)
+    throw_error(errc::invalid_argument, tensor_context(t.name()), "external data is written by the model saver");
+  if (encoding == tensor_encoding::raw) {
+    p.set_raw_data(reinterpret_cast<const char*>(t.bytes()), t.nbytes());
+    return;
+  }
+  const std::byte* src = t.bytes();
+  const std::size_t n = t.size();
+  auto load = [src](auto tag, std::size_t i) {
+    using T = decltype(tag);
+    T v;
+    std::memcpy(&v, src + i * sizeof(T), sizeof(T));
+    return v;
+  };
+  switch (t.dtype()) {
+    case dtype::float32:
+      for (std::size_t i = 0; i < n; ++i) p.add_float_data(load(float{}, i));
+      break;
+    case dtype::float64:
+      for (std::size_t i = 0; i < n; ++i) p.add_double_data(load(double{}, i));
+      break;
+    case dtype::int64:
+      for (std::size_t i = 0; i < n; ++i) p.add_int64_data(load(std::int64_t{}, i));
+      break;
+    case dtype::uint32:
+      for (std::size_t i = 0; i < n; ++i) p.add_uint64_data(load(std::uint32_t{}, i));
+      break;
+    case dtype::uint64:
+      for (std::size_t i = 0; i < n; ++i) p.add_uint64_data(load(std::uint64_t{}, i));
+      break;
+    case dtype::int32:
+      for (std::size_t i = 0; i < n; ++i) p.add_int32_data(load(std::int32_t{}, i));
+      break;
+    case dtype::int16:
+      for (std::size_t i = 0; i < n; ++i) p.add_int32_data(load(std::int16_t{}, i));
+      break;
+    case dtype::uint16:
+    case dtype::float16:
+    case dtype::bfloat16:
+      for (std::size_t i = 0; i < n; ++i) p.add_int32_data(load(std::uint16_t{}, i));
+      break;
+    case dtype::int8:
+      for (std::size_t i = 0; i < n; ++i) p.add_int32_data(load(std::int8_t{}, i));
+      break;
+    case dtype::int4:
+    case dtype::uint4:
+      for (std::size_t i = 0; i < t.nbytes(); ++i) p.add_int32_data(load(std::uint8_t{}, i));
+      break;
+    default:  // uint8, bool, float8: one byte per entry
+      for (std::size_t i = 0; i < n; ++i) p.add_int32_data(load(std::uint8_t{}, i));
+      break;
+  }
 }
 
 /// Reads a serialized TensorProto (the input_N.pb / output_N.pb files of ONNX node tests).
