@@ -3,9 +3,14 @@
 //
 // float -> bfloat16 rounds to nearest, ties to even, on the full float range including float
 // subnormals (AVX-512 BF16's vcvtneps2bf16 flushes those to zero, so quench does not use it);
-// values beyond the largest finite bfloat16 round to +-Inf. NaN stays NaN with its sign and top
-// payload bits and the quiet bit set, as vcvtneps2bf16 and c10::BFloat16 do for quiet NaNs.
-// (torch's vectorised CPU cast writes 0xffff for every NaN; quench keeps the sign and payload.)
+// values beyond the largest finite bfloat16 round to +-Inf (FLT_MAX itself rounds to Inf). NaN
+// becomes `(bits >> 16) | 0x40`: sign and top payload bits kept, quiet bit set, as vcvtneps2bf16
+// does; a signalling NaN therefore never truncates to Inf. References differ only on NaN:
+// c10::BFloat16 returns 0x7fc0 (sign dropped), torch's vectorised CPU cast returns 0xffff for
+// every NaN, Eigen returns 0x7fc0/0xffc0.
+//
+// bfloat16 -> float is exact (a 16-bit shift); every bfloat16 pattern, signalling NaNs included,
+// keeps its bits.
 
 #include <cstdint>
 
@@ -51,6 +56,9 @@ struct bfloat16 {
   static constexpr bfloat16 lowest() noexcept { return from_bits(0xff7f); }
   static constexpr bfloat16 infinity() noexcept { return from_bits(0x7f80); }
   static constexpr bfloat16 quiet_nan() noexcept { return from_bits(0x7fc0); }
+
+  /// Bitwise equality (distinguishes +0/-0, equates identical NaN patterns).
+  friend constexpr bool same_bits(bfloat16 a, bfloat16 b) noexcept { return a.storage == b.storage; }
 };
 
 static_assert(sizeof(bfloat16) == 2, "bfloat16 must be two bytes to alias ONNX bfloat16 data");

@@ -6,6 +6,11 @@
 // NaN stays NaN, with its sign, its top 9 payload bits and the quiet bit set: the result of the
 // F16C instruction vcvtps2ph and of torch. (numpy's astype(float16) agrees on every quiet NaN but
 // keeps signalling NaNs signalling; quench always returns a quiet NaN.)
+//
+// float16 -> float is exact; a NaN keeps sign and payload unchanged, signalling or not, as numpy's
+// astype(float32) does. (F16C's vcvtph2ps sets the quiet bit; the SIMD converters correct for it.)
+// So every non-NaN and every quiet-NaN pattern survives float16 -> float -> float16 unchanged,
+// and a signalling NaN pattern comes back with the quiet bit set.
 
 #include <cstdint>
 

@@ -15,8 +15,18 @@
 //   saturate=true   +-Inf and overflow -> +-max (NaN stays NaN), except that Inf -> NaN for FNUZ
 //   saturate=false  overflow and +-Inf -> NaN, except e5m2 where they become +-Inf
 //
-// -0 becomes +0 in the FNUZ types (they have no negative zero). Float subnormals are far below
-// every float8 subnormal and round to zero.
+// The ONNX table writes "FLT_MAX" for E5M2 with saturate and Inf input; quench keeps the sign
+// (-Inf -> -57344), as the onnx reference implementation and ONNX Runtime do.
+//
+// -0 becomes +0 in the FNUZ types (they have no negative zero), and so does a negative value that
+// rounds to zero. Float subnormals are far below every float8 subnormal and round to (signed) zero.
+//
+// NaN: ONNX says only "NaN". quench writes the canonical S.1111.111 (e4m3fn) or S.11111.11 (e5m2)
+// with the input's sign, and 0x80 for FNUZ, as ONNX Runtime, the onnx reference implementation
+// (for quiet NaNs) and torch do. float8 -> float gives the float quiet NaN 0x7fc00000 with the
+// code's sign. So all 256 codes of e4m3fn, e4m3fnuz and e5m2fnuz survive float8 -> float ->
+// float8, and of e5m2 all but the non-canonical NaNs S.11111.01 and S.11111.10, which come back
+// as S.11111.11.
 
 #include <cstdint>
 
@@ -92,31 +102,36 @@ inline std::uint8_t float_to_float8_bits(float f, bool saturate) noexcept {
   return static_cast<std::uint8_t>(sign | code);
 }
 
+/// The float bit pattern of float8 code `b`; constexpr so that lookup tables are constants.
 template <class Format>
-inline float float8_bits_to_float(std::uint8_t b) noexcept {
+constexpr std::uint32_t float8_bits_to_float_bits(std::uint8_t b) noexcept {
   const std::uint32_t sign = static_cast<std::uint32_t>(b & 0x80u) << 24;
   const std::uint32_t mag = b & 0x7fu;
   if (Format::fnuz) {
-    if (b == 0x80) return bits_float(0x7fc00000u);
+    if (b == 0x80) return 0x7fc00000u;
   } else if (Format::has_inf) {
-    if (mag == Format::inf_code) return bits_float(sign | 0x7f800000u);
-    if (mag > Format::inf_code) return bits_float(sign | 0x7fc00000u);
+    if (mag == Format::inf_code) return sign | 0x7f800000u;
+    if (mag > Format::inf_code) return sign | 0x7fc00000u;
   } else if (mag == 0x7f) {
-    return bits_float(sign | 0x7fc00000u);
+    return sign | 0x7fc00000u;
   }
   const std::uint32_t e = mag >> Format::man_bits;
   std::uint32_t m = mag & ((1u << Format::man_bits) - 1);
-  if (e != 0)
-    return bits_float(sign | ((e - Format::bias + 127) << 23) | (m << (23 - Format::man_bits)));
-  if (m == 0) return bits_float(sign);
+  if (e != 0) return sign | ((e - Format::bias + 127) << 23) | (m << (23 - Format::man_bits));
+  if (m == 0) return sign;
   // Subnormal: normalise.
   int exp = 1 - Format::bias + 127;
   while (!(m & (1u << Format::man_bits))) {
     m <<= 1;
     --exp;
   }
-  return bits_float(sign | (static_cast<std::uint32_t>(exp) << 23) |
-                    ((m & ((1u << Format::man_bits) - 1)) << (23 - Format::man_bits)));
+  return sign | (static_cast<std::uint32_t>(exp) << 23) |
+         ((m & ((1u << Format::man_bits) - 1)) << (23 - Format::man_bits));
+}
+
+template <class Format>
+inline float float8_bits_to_float(std::uint8_t b) noexcept {
+  return bits_float(float8_bits_to_float_bits<Format>(b));
 }
 
 /// The value type shared by the four formats; the dtype parameter keeps them distinct types.

@@ -41,7 +41,8 @@ inline void set_nibble(std::uint8_t* packed, std::size_t i, std::uint8_t v) noex
 
 /// Element `i` of a packed int4 tensor, sign-extended.
 inline int get_int4(const std::uint8_t* packed, std::size_t i) noexcept {
-  return static_cast<int>(static_cast<std::int8_t>(get_nibble(packed, i) << 4)) >> 4;
+  // Two's complement sign extension without the implementation-defined narrowing to int8_t.
+  return (get_nibble(packed, i) ^ 8) - 8;
 }
 /// Element `i` of a packed uint4 tensor.
 inline int get_uint4(const std::uint8_t* packed, std::size_t i) noexcept { return get_nibble(packed, i); }
