@@ -54,12 +54,25 @@ class model {
     opset_imports.push_back({std::string(dom), version, true});
   }
 
+  /// Throws invalid_model naming the first node (in any sub-graph) whose domain has no opset
+  /// import: without one, no runtime can tell which version of the operator is meant.
+  void check_opset_imports() const { check_opsets_of(main_graph()); }
+
   static bool same_domain(std::string_view a, std::string_view b) noexcept {
     auto norm = [](std::string_view d) { return d == "ai.onnx" ? std::string_view{} : d; };
     return norm(a) == norm(b);
   }
 
  private:
+  void check_opsets_of(const quench::graph& g) const {
+    for (const node* n : g.nodes()) {
+      if (opset(n->domain()) == 0)
+        throw_error(errc::invalid_model, n->context(),
+                    "domain '" + (n->domain().empty() ? std::string("ai.onnx") : n->domain()) + "' has no opset import");
+      for (const quench::graph* sub : n->subgraphs()) check_opsets_of(*sub);
+    }
+  }
+
   std::unique_ptr<quench::graph> graph_;
 };
 

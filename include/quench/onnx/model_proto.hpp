@@ -176,10 +176,8 @@ class graph_reader {
       }
     }
     const dtype type = dtype_from_onnx(tp.data_type(), ctx);
-    std::vector<std::int64_t> dims(tp.dims().begin(), tp.dims().end());
-    for (auto d : dims)
-      if (d < 0) throw_error(errc::parse_error, ctx, "negative dimension " + std::to_string(d));
-    quench::shape s(std::move(dims));
+    quench::onnx::detail::checked_numel(tp);
+    quench::shape s(tp.dims().begin(), tp.dims().end());
     const std::size_t want = storage_bytes(type, s.numel());
     if (has_length && length != want)
       throw_error(errc::invalid_model, ctx,
@@ -438,6 +436,7 @@ inline model model_from_proto(proto::ModelProto&& mp, const load_options& opts =
     mp.clear_graph();
   }
   m.residual = detail::serialize_or_empty(mp);
+  m.check_opset_imports();
   return m;
 }
 

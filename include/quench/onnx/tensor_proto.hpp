@@ -31,13 +31,29 @@ inline std::string proto_context(const ::ONNX_NAMESPACE::TensorProto& p) {
   return p.name().empty() ? std::string("unnamed TensorProto") : tensor_context(p.name());
 }
 
-template <class Field>
-inline void check_field_count(const ::ONNX_NAMESPACE::TensorProto& p, const Field& field, std::size_t want,
-                              const char* field_name) {
-  if (static_cast<std::size_t>(field.size()) != want)
-    throw_error(errc::parse_error, proto_context(p),
-                std::string("expected ") + std::to_string(want) + " entries in " + field_name +
-                    ", found " + std::to_string(field.size()));
+/// Element count of `dims`, refusing negative dimensions and products that overflow: a corrupt
+/// file must not turn into a huge allocation.
+inline std::size_t checked_numel(const ::ONNX_NAMESPACE::TensorProto& p) {
+  std::size_t n = 1;
+  for (auto d : p.dims()) {
+    if (d < 0) throw_error(errc::parse_error, proto_context(p), "negative dimension " + std::to_string(d));
+    if (d != 0 && n > (std::size_t{1} << 56) / static_cast<std::size_t>(d))
+      throw_error(errc::parse_error, proto_context(p), "dimensions overflow the element count");
+    n *= static_cast<std::size_t>(d);
+  }
+  return n;
+}
+
+/// The number of entries the typed field holding `type` must have for `n` elements.
+inline std::size_t typed_field_count(const ::ONNX_NAMESPACE::TensorProto& p, dtype type) {
+  switch (type) {
+    case dtype::float32: return static_cast<std::size_t>(p.float_data_size());
+    case dtype::float64: return static_cast<std::size_t>(p.double_data_size());
+    case dtype::int64: return static_cast<std::size_t>(p.int64_data_size());
+    case dtype::uint32:
+    case dtype::uint64: return static_cast<std::size_t>(p.uint64_data_size());
+    default: return static_cast<std::size_t>(p.int32_data_size());
+  }
 }
 
 template <class Out, class Field>
@@ -57,58 +73,58 @@ inline quench::tensor from_proto(const ::ONNX_NAMESPACE::TensorProto& p) {
     throw_error(errc::unsupported_dtype, ctx, "string tensors are not supported");
   if (p.data_location() == ::ONNX_NAMESPACE::TensorProto::EXTERNAL)
     throw_error(errc::invalid_argument, ctx, "tensor data is stored externally; load it through the model loader");
-  std::vector<std::int64_t> dims(p.dims().begin(), p.dims().end());
-  for (auto d : dims)
-    if (d < 0) throw_error(errc::parse_error, ctx, "negative dimension " + std::to_string(d));
-  quench::tensor t(type, quench::shape(std::move(dims)), p.name());
+  const std::size_t count = detail::checked_numel(p);
+  const std::size_t want_bytes = storage_bytes(type, count);
+  // Check the data size before allocating, so a corrupt header cannot request gigabytes.
+  if (p.has_raw_data() && p.raw_data().size() != want_bytes)
+    throw_error(errc::parse_error, ctx,
+                "expected " + std::to_string(want_bytes) + " bytes of raw_data for " + to_string(type) + " " +
+                    to_string(quench::shape(p.dims().begin(), p.dims().end())) + ", found " +
+                    std::to_string(p.raw_data().size()));
+  if (!p.has_raw_data()) {
+    const std::size_t want_entries = is_sub_byte(type) ? want_bytes : count;
+    if (detail::typed_field_count(p, type) != want_entries)
+      throw_error(errc::parse_error, ctx,
+                  "expected " + std::to_string(want_entries) + " typed data entries for " + to_string(type) + " " +
+                      to_string(quench::shape(p.dims().begin(), p.dims().end())) + ", found " +
+                      std::to_string(detail::typed_field_count(p, type)));
+  }
+  quench::tensor t(type, quench::shape(p.dims().begin(), p.dims().end()), p.name());
   const std::size_t n = t.size();
   std::byte* dst = t.bytes();
 
   if (p.has_raw_data()) {
-    if (p.raw_data().size() != t.nbytes())
-      throw_error(errc::parse_error, ctx,
-                  "expected " + std::to_string(t.nbytes()) + " bytes of raw_data for " + to_string(type) +
-                      " " + to_string(t.shape()) + ", found " + std::to_string(p.raw_data().size()));
     if (t.nbytes()) std::memcpy(dst, p.raw_data().data(), t.nbytes());
     return t;
   }
   switch (type) {
     case dtype::float32:
-      detail::check_field_count(p, p.float_data(), n, "float_data");
       detail::copy_field<float>(p.float_data(), dst);
       break;
     case dtype::float64:
-      detail::check_field_count(p, p.double_data(), n, "double_data");
       detail::copy_field<double>(p.double_data(), dst);
       break;
     case dtype::int64:
-      detail::check_field_count(p, p.int64_data(), n, "int64_data");
       detail::copy_field<std::int64_t>(p.int64_data(), dst);
       break;
     case dtype::uint32:
-      detail::check_field_count(p, p.uint64_data(), n, "uint64_data");
       detail::copy_field<std::uint32_t>(p.uint64_data(), dst);
       break;
     case dtype::uint64:
-      detail::check_field_count(p, p.uint64_data(), n, "uint64_data");
       detail::copy_field<std::uint64_t>(p.uint64_data(), dst);
       break;
     case dtype::int32:
-      detail::check_field_count(p, p.int32_data(), n, "int32_data");
       detail::copy_field<std::int32_t>(p.int32_data(), dst);
       break;
     case dtype::int16:
-      detail::check_field_count(p, p.int32_data(), n, "int32_data");
       detail::copy_field<std::int16_t>(p.int32_data(), dst);
       break;
     case dtype::uint16:
     case dtype::float16:
     case dtype::bfloat16:
-      detail::check_field_count(p, p.int32_data(), n, "int32_data");
       detail::copy_field<std::uint16_t>(p.int32_data(), dst);
       break;
     case dtype::int8:
-      detail::check_field_count(p, p.int32_data(), n, "int32_data");
       detail::copy_field<std::int8_t>(p.int32_data(), dst);
       break;
     case dtype::uint8:
@@ -117,12 +133,10 @@ inline quench::tensor from_proto(const ::ONNX_NAMESPACE::TensorProto& p) {
     case dtype::float8e4m3fnuz:
     case dtype::float8e5m2:
     case dtype::float8e5m2fnuz:
-      detail::check_field_count(p, p.int32_data(), n, "int32_data");
       detail::copy_field<std::uint8_t>(p.int32_data(), dst);
       break;
     case dtype::int4:
     case dtype::uint4:
-      detail::check_field_count(p, p.int32_data(), t.nbytes(), "int32_data (packed bytes)");
       detail::copy_field<std::uint8_t>(p.int32_data(), dst);
       break;
     default:
@@ -138,10 +152,8 @@ inline quench::tensor from_proto(::ONNX_NAMESPACE::TensorProto&& p) {
   const std::string ctx = detail::proto_context(p);
   const dtype type = dtype_from_onnx(p.data_type(), ctx);
   if (type == dtype::string) throw_error(errc::unsupported_dtype, ctx, "string tensors are not supported");
-  std::vector<std::int64_t> dims(p.dims().begin(), p.dims().end());
-  for (auto d : dims)
-    if (d < 0) throw_error(errc::parse_error, ctx, "negative dimension " + std::to_string(d));
-  quench::shape s(std::move(dims));
+  detail::checked_numel(p);
+  quench::shape s(p.dims().begin(), p.dims().end());
   std::shared_ptr<std::string> holder(p.release_raw_data());
   std::shared_ptr<std::byte> bytes(holder, reinterpret_cast<std::byte*>(holder->data()));
   const std::size_t n = holder->size();
