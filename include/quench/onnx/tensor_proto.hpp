@@ -90,7 +90,6 @@ inline quench::tensor from_proto(const ::ONNX_NAMESPACE::TensorProto& p) {
                       std::to_string(detail::typed_field_count(p, type)));
   }
   quench::tensor t(type, quench::shape(p.dims().begin(), p.dims().end()), p.name());
-  const std::size_t n = t.size();
   std::byte* dst = t.bytes();
 
   if (p.has_raw_data()) {
