@@ -1,6 +1,6 @@
 #pragma once
 // Shared helpers of the quant tests: deterministic data with the values that break kernels
-// (ties, out-of-range, NaN, Inf, subnormals, -0), and the list of SIMD targets this CPU runs.
+// (ties, out-of-range, NaN, Inf, subnormals, -0).
 
 #include <cstdint>
 #include <cstdio>
@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "quench/quant/detail/simd.hpp"
+#include "quench/numeric/cpu.hpp"
 
 namespace quench_test {
 
@@ -66,14 +66,6 @@ inline std::vector<float> hard_floats(std::size_t n, float scale, float range, s
     }
   }
   return x;
-}
-
-/// Every target this CPU runs, scalar first.
-inline std::vector<quench::detail::quant_isa> supported_isas() {
-  std::vector<quench::detail::quant_isa> v;
-  for (auto isa : {quench::detail::quant_isa::scalar, quench::detail::quant_isa::avx2, quench::detail::quant_isa::avx512})
-    if (quench::detail::quant_isa_supported(isa)) v.push_back(isa);
-  return v;
 }
 
 }  // namespace quench_test

@@ -13,7 +13,7 @@
 using quench::dtype;
 using quench::qparams;
 using quench::shape;
-using quench::detail::quant_isa;
+using quench::simd_target;
 using quench_test::hex;
 
 namespace {
@@ -25,19 +25,18 @@ std::vector<Q> quantize_vec(const std::vector<float>& x, const qparams& p, const
   return y;
 }
 
-/// Runs the kernel on `isa` directly (bypassing the cached best target).
-std::vector<std::uint8_t> run_kernel(const std::vector<float>& x, const qparams& p, const shape& s, quant_isa isa) {
-  quench::validate(p, s);
+/// Quantizes on a forced target.
+std::vector<std::uint8_t> run_kernel(const std::vector<float>& x, const qparams& p, const shape& s, simd_target target) {
   std::vector<std::uint8_t> y(quench::storage_bytes(p.type, x.size()), 0);
-  quench::detail::quantize_kernel(x.data(), quench::detail::make_plan(p, s), p.type, p.saturate, y.data(), isa);
+  quench::quantize(quench::const_tensor_view<float>(x.data(), s), p, y.data(), y.size(), target);
   return y;
 }
 
-void check_all_isas_equal(const std::vector<float>& x, const qparams& p, const shape& s) {
-  const auto ref = run_kernel(x, p, s, quant_isa::scalar);
-  for (auto isa : quench_test::supported_isas()) {
-    const auto got = run_kernel(x, p, s, isa);
-    CAPTURE(quench::detail::quant_isa_name(isa));
+void check_all_targets_equal(const std::vector<float>& x, const qparams& p, const shape& s) {
+  const auto ref = run_kernel(x, p, s, simd_target::scalar);
+  for (auto target : quench::supported_simd_targets()) {
+    const auto got = run_kernel(x, p, s, target);
+    CAPTURE(quench::simd_target_name(target));
     CAPTURE(quench::to_string(p.type));
     REQUIRE(got.size() == ref.size());
     for (std::size_t i = 0; i < ref.size(); ++i) {
@@ -82,7 +81,7 @@ TEST_CASE("quantize rounds half to even after a true division") {
     CAPTURE(hex(quench_test::to_bits(xs[i])));
     CHECK(q[i] == static_cast<std::int16_t>(std::nearbyint(xs[i] / s)));
   }
-  check_all_isas_equal(xs, p, {static_cast<std::int64_t>(xs.size())});
+  check_all_targets_equal(xs, p, {static_cast<std::int64_t>(xs.size())});
 }
 
 TEST_CASE("quantize saturates far out-of-range values, Inf and NaN") {
@@ -198,7 +197,7 @@ TEST_CASE("every SIMD target gives the scalar path's bits") {
         CAPTURE(scale);
         const auto x = quench_test::hard_floats(n, scale, 200.f, n * 31 + 7);
         const shape s{static_cast<std::int64_t>(n)};
-        check_all_isas_equal(x, qparams::per_tensor(t, scale, zp), s);
+        check_all_targets_equal(x, qparams::per_tensor(t, scale, zp), s);
       }
     }
     // Per-axis with a contiguous run per channel, and with the axis last (per-element scales).
@@ -206,22 +205,51 @@ TEST_CASE("every SIMD target gives the scalar path's bits") {
     const auto x3 = quench_test::hard_floats(3 * 5 * 37, 0.5f, 300.f, 99);
     std::vector<float> sc5{0.5f, 0.1f, 2.f, 0.037f, 1.f};
     std::vector<std::int32_t> zp5{0, full.max / 3, full.min / 2, 1, full.max};
-    check_all_isas_equal(x3, qparams::per_axis(t, 1, sc5, zp5), s3);
+    check_all_targets_equal(x3, qparams::per_axis(t, 1, sc5, zp5), s3);
     std::vector<float> sc37(37);
     std::vector<std::int32_t> zp37(37);
     for (std::size_t i = 0; i < 37; ++i) {
       sc37[i] = 0.01f * static_cast<float>(i + 1);
       zp37[i] = full.min + static_cast<std::int32_t>(i) % (full.max - full.min + 1);
     }
-    check_all_isas_equal(x3, qparams::per_axis(t, 2, sc37, zp37), s3);
-    check_all_isas_equal(x3, qparams::per_axis(t, 2, sc37), s3);
+    check_all_targets_equal(x3, qparams::per_axis(t, 2, sc37, zp37), s3);
+    check_all_targets_equal(x3, qparams::per_axis(t, 2, sc37), s3);
     // Blocked along a middle axis (vector runs) and the last axis (constant runs).
     std::vector<float> bs(3 * 2 * 37);
     for (std::size_t i = 0; i < bs.size(); ++i) bs[i] = 0.05f * static_cast<float>(i % 11 + 1);
-    check_all_isas_equal(x3, qparams::blocked(t, 1, 3, {3, 2, 37}, bs), s3);
+    check_all_targets_equal(x3, qparams::blocked(t, 1, 3, {3, 2, 37}, bs), s3);
     std::vector<float> bl(3 * 5 * 3);
     for (std::size_t i = 0; i < bl.size(); ++i) bl[i] = 0.07f * static_cast<float>(i % 5 + 1);
-    check_all_isas_equal(x3, qparams::blocked(t, 2, 16, {3, 5, 3}, bl), s3);
+    check_all_targets_equal(x3, qparams::blocked(t, 2, 16, {3, 5, 3}, bl), s3);
+  }
+}
+
+TEST_CASE("every SIMD target gives the scalar path's bits: float8 and float16 input") {
+  for (dtype t : {dtype::float8e4m3fn, dtype::float8e4m3fnuz, dtype::float8e5m2, dtype::float8e5m2fnuz}) {
+    for (bool saturate : {true, false}) {
+      for (std::size_t n : {1u, 15u, 16u, 33u, 300u, 1000u}) {
+        auto p = qparams::per_tensor(t, 0.37f);
+        p.saturate = saturate;
+        const auto x = quench_test::hard_floats(n, 0.37f, 60000.f, n + 5);
+        check_all_targets_equal(x, p, shape{static_cast<std::int64_t>(n)});
+      }
+      auto pa = qparams::per_axis(t, -1, {0.5f, 1e-3f, 30.f, 1e-36f, 2.f});
+      pa.saturate = saturate;
+      check_all_targets_equal(quench_test::hard_floats(5 * 61, 1.f, 500.f, 3), pa, shape{61, 5});
+    }
+  }
+  const auto xf = quench_test::hard_floats(1000, 0.1f, 300.f, 8);
+  std::vector<quench::float16> h(xf.size());
+  for (std::size_t i = 0; i < h.size(); ++i) h[i] = quench::float16(xf[i]);
+  const auto p = qparams::per_axis(dtype::uint8, 0, {0.1f, 0.3f, 0.05f, 1.f}, {0, 128, 255, 7});
+  std::vector<std::uint8_t> ref(h.size());
+  quench::quantize(quench::const_tensor_view<quench::float16>(h.data(), {4, 250}), p, ref.data(), ref.size(),
+                   simd_target::scalar);
+  for (auto target : quench::supported_simd_targets()) {
+    std::vector<std::uint8_t> got(h.size());
+    quench::quantize(quench::const_tensor_view<quench::float16>(h.data(), {4, 250}), p, got.data(), got.size(), target);
+    CAPTURE(quench::simd_target_name(target));
+    CHECK(got == ref);
   }
 }
 

@@ -28,10 +28,10 @@
 #include "quench/core/tensor.hpp"
 #include "quench/core/tensor_view.hpp"
 #include "quench/numeric/bfloat16.hpp"
+#include "quench/numeric/cpu.hpp"
 #include "quench/numeric/float16.hpp"
 #include "quench/quant/detail/plan.hpp"
 #include "quench/quant/detail/quantize_kernels.hpp"
-#include "quench/quant/detail/simd.hpp"
 #include "quench/quant/qparams.hpp"
 
 namespace quench {
@@ -47,7 +47,7 @@ inline void check_quantize_output_type(const qparams& p, std::string_view contex
 
 template <class In>
 inline void quantize_checked(const In* x, const shape& s, const qparams& p, void* y, std::size_t y_bytes,
-                             std::string_view context, quant_isa isa) {
+                             std::string_view context, simd_target target) {
   validate(p, s, context);
   check_quantize_output_type(p, context);
   const std::size_t need = storage_bytes(p.type, s.numel());
@@ -59,26 +59,30 @@ inline void quantize_checked(const In* x, const shape& s, const qparams& p, void
   if (need == 0) return;
   // An odd 4-bit count leaves the high nibble of the last byte as padding: ONNX writes it as 0.
   if (is_sub_byte(p.type) && (s.numel() & 1)) static_cast<std::uint8_t*>(y)[need - 1] = 0;
-  quantize_kernel(x, make_plan(p, s), p.type, p.saturate, y, isa);
+  quantize_kernel(x, make_plan(p, s), p.type, p.saturate, y, effective_simd_target(target));
 }
 
 }  // namespace detail
 
 /// Quantizes `x` into `y`, which holds `storage_bytes(p.type, x.size())` bytes (4-bit types packed,
 /// float8 as bit patterns). Throws quench::error if `p` does not fit `x` or `y` is too small.
+/// `target` forces an instruction set (tests, benchmarks); every target gives the same bits.
 ///
 ///     std::vector<std::int8_t> q(x.size());
 ///     quench::quantize(x, quench::qparams::per_tensor(quench::dtype::int8, 0.05f), q.data(), q.size());
-inline void quantize(const_tensor_view<float> x, const qparams& p, void* y, std::size_t y_bytes) {
-  detail::quantize_checked(x.data(), x.shape(), p, y, y_bytes, {}, detail::best_quant_isa);
+inline void quantize(const_tensor_view<float> x, const qparams& p, void* y, std::size_t y_bytes,
+                     simd_target target = best_simd_target()) {
+  detail::quantize_checked(x.data(), x.shape(), p, y, y_bytes, {}, target);
 }
 /// float16 input: converted exactly to float32, then as the float32 overload.
-inline void quantize(const_tensor_view<float16> x, const qparams& p, void* y, std::size_t y_bytes) {
-  detail::quantize_checked(x.data(), x.shape(), p, y, y_bytes, {}, detail::best_quant_isa);
+inline void quantize(const_tensor_view<float16> x, const qparams& p, void* y, std::size_t y_bytes,
+                     simd_target target = best_simd_target()) {
+  detail::quantize_checked(x.data(), x.shape(), p, y, y_bytes, {}, target);
 }
 /// bfloat16 input: converted exactly to float32, then as the float32 overload.
-inline void quantize(const_tensor_view<bfloat16> x, const qparams& p, void* y, std::size_t y_bytes) {
-  detail::quantize_checked(x.data(), x.shape(), p, y, y_bytes, {}, detail::best_quant_isa);
+inline void quantize(const_tensor_view<bfloat16> x, const qparams& p, void* y, std::size_t y_bytes,
+                     simd_target target = best_simd_target()) {
+  detail::quantize_checked(x.data(), x.shape(), p, y, y_bytes, {}, target);
 }
 
 /// Quantizes into a typed view of the same shape; `Q` must be `p.type` (8- or 16-bit types;
@@ -86,7 +90,8 @@ inline void quantize(const_tensor_view<bfloat16> x, const qparams& p, void* y, s
 ///
 ///     quench::quantize(x, p, out.view<std::int8_t>());
 template <class Q>
-inline void quantize(const_tensor_view<float> x, const qparams& p, tensor_view<Q> y) {
+inline void quantize(const_tensor_view<float> x, const qparams& p, tensor_view<Q> y,
+                     simd_target target = best_simd_target()) {
   static_assert(!std::is_const<Q>::value, "quench::quantize writes its output: pass a tensor_view<Q>, not <const Q>");
   static_assert(!is_sub_byte(dtype_of_v<Q>),
                 "int4/uint4 outputs are packed two per byte: use the quantize overload that takes a byte buffer");
@@ -94,7 +99,7 @@ inline void quantize(const_tensor_view<float> x, const qparams& p, tensor_view<Q
     throw_error(errc::dtype_mismatch, "output",
                 "expected element type " + to_string(p.type) + ", found " + to_string(dtype_of_v<Q>));
   if (y.shape() != x.shape()) throw_shape_mismatch("output", to_string(x.shape()) + " (the input's)", to_string(y.shape()));
-  quantize(x, p, static_cast<void*>(y.data()), y.size() * sizeof(Q));
+  quantize(x, p, static_cast<void*>(y.data()), y.size() * sizeof(Q), target);
 }
 
 /// Quantizes tensor `x` (float32, float16 or bfloat16) into `y`, which must already have type
@@ -109,13 +114,13 @@ inline void quantize(const tensor& x, const qparams& p, tensor& y) {
   switch (x.dtype()) {
     case dtype::float32:
       return detail::quantize_checked(x.view<float>().data(), x.shape(), p, y.bytes(), y.nbytes(), ctx,
-                                      detail::best_quant_isa);
+                                      best_simd_target());
     case dtype::float16:
       return detail::quantize_checked(x.view<float16>().data(), x.shape(), p, y.bytes(), y.nbytes(), ctx,
-                                      detail::best_quant_isa);
+                                      best_simd_target());
     case dtype::bfloat16:
       return detail::quantize_checked(x.view<bfloat16>().data(), x.shape(), p, y.bytes(), y.nbytes(), ctx,
-                                      detail::best_quant_isa);
+                                      best_simd_target());
     default:
       throw_error(errc::unsupported_dtype, ctx,
                   "expected a float, float16 or bfloat16 input, found " + to_string(x.dtype()));

@@ -14,11 +14,12 @@
 #include "quench/core/config.hpp"
 #include "quench/core/dtype.hpp"
 #include "quench/numeric/bfloat16.hpp"
+#include "quench/numeric/convert.hpp"
+#include "quench/numeric/cpu.hpp"
 #include "quench/numeric/float16.hpp"
 #include "quench/numeric/float8.hpp"
 #include "quench/numeric/int4.hpp"
 #include "quench/quant/detail/plan.hpp"
-#include "quench/quant/detail/simd.hpp"
 
 #if QUENCH_ENABLE_SIMD
 #  include <immintrin.h>
@@ -73,13 +74,15 @@ inline void dequantize_run_avx2(const Q* x, std::size_t n, const float* scale, c
 template <class Q>
 QUENCH_TARGET("avx512f")
 inline __m512i load16_epi32_avx512(const Q* x) noexcept {
+  // Zero-masking forms with a full mask: see quantize16_avx512 (GCC bug 105593).
+  constexpr __mmask16 all = 0xffff;
   if (sizeof(Q) == 1) {
     const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x));
-    return std::is_signed<Q>::value ? _mm512_cvtepi8_epi32(b) : _mm512_cvtepu8_epi32(b);
+    return std::is_signed<Q>::value ? _mm512_maskz_cvtepi8_epi32(all, b) : _mm512_maskz_cvtepu8_epi32(all, b);
   }
   if (sizeof(Q) == 2) {
     const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
-    return std::is_signed<Q>::value ? _mm512_cvtepi16_epi32(w) : _mm512_cvtepu16_epi32(w);
+    return std::is_signed<Q>::value ? _mm512_maskz_cvtepi16_epi32(all, w) : _mm512_maskz_cvtepu16_epi32(all, w);
   }
   return _mm512_loadu_si512(x);
 }
@@ -106,53 +109,50 @@ inline void dequantize_run_avx512(const Q* x, std::size_t n, const float* scale,
 
 template <class Q, bool Vec>
 inline void dequantize_run(const Q* x, std::size_t n, const float* scale, const std::int32_t* zp, float* y,
-                           quant_isa isa) noexcept {
+                           simd_target target) noexcept {
 #if QUENCH_ENABLE_SIMD
-  if (isa == quant_isa::avx512) return dequantize_run_avx512<Q, Vec>(x, n, scale, zp, y);
-  if (isa == quant_isa::avx2) return dequantize_run_avx2<Q, Vec>(x, n, scale, zp, y);
+  if (target == simd_target::avx512) return dequantize_run_avx512<Q, Vec>(x, n, scale, zp, y);
+  if (target == simd_target::avx2) return dequantize_run_avx2<Q, Vec>(x, n, scale, zp, y);
 #else
-  (void)isa;
+  (void)target;
 #endif
   dequantize_run_scalar<Q, Vec>(x, n, scale, zp, y);
 }
 
 inline constexpr std::size_t dequant_chunk = 256;
 
-inline void from_float_value(float v, float& out) noexcept { out = v; }
-inline void from_float_value(float v, float16& out) noexcept { out = float16(v); }
-inline void from_float_value(float v, bfloat16& out) noexcept { out = bfloat16(v); }
-
 /// Calls `f(float* ys, std::size_t off, std::size_t len)` over [0, n) of `y`: in place for float
-/// output, through a stack buffer that is then rounded to Out otherwise.
+/// output, through a stack buffer that the bulk converter then rounds to Out otherwise.
 template <class Out, class F>
-inline void with_float_output(Out* y, std::size_t n, F&& f) {
+inline void with_float_output(Out* y, std::size_t n, simd_target target, F&& f) {
   if constexpr (std::is_same<Out, float>::value) {
+    (void)target;
     f(y, std::size_t{0}, n);
   } else {
     float buf[dequant_chunk];
     for (std::size_t off = 0; off < n; off += dequant_chunk) {
       const std::size_t len = n - off < dequant_chunk ? n - off : dequant_chunk;
       f(buf, off, len);
-      for (std::size_t j = 0; j < len; ++j) from_float_value(buf[j], y[off + j]);
+      convert(static_cast<const float*>(buf), y + off, len, target);
     }
   }
 }
 
 /// Integer inputs of 8, 16 or 32 bits.
 template <class Q, class Out>
-inline void dequantize_integer(const Q* x, const quant_plan& plan, Out* y, quant_isa isa) noexcept {
+inline void dequantize_integer(const Q* x, const quant_plan& plan, Out* y, simd_target target) noexcept {
   for_each_run(
       plan,
       [&](std::size_t off, std::size_t len, std::size_t k) {
         const std::int32_t* zp = plan.zero_point ? plan.zero_point + k : nullptr;
-        with_float_output(y + off, len, [&](float* ys, std::size_t o, std::size_t l) {
-          dequantize_run<Q, false>(x + off + o, l, plan.scale + k, zp, ys, isa);
+        with_float_output(y + off, len, target, [&](float* ys, std::size_t o, std::size_t l) {
+          dequantize_run<Q, false>(x + off + o, l, plan.scale + k, zp, ys, target);
         });
       },
       [&](std::size_t off, std::size_t len, std::size_t k) {
-        with_float_output(y + off, len, [&](float* ys, std::size_t o, std::size_t l) {
+        with_float_output(y + off, len, target, [&](float* ys, std::size_t o, std::size_t l) {
           const std::int32_t* zp = plan.zero_point ? plan.zero_point + k + o : nullptr;
-          dequantize_run<Q, true>(x + off + o, l, plan.scale + k + o, zp, ys, isa);
+          dequantize_run<Q, true>(x + off + o, l, plan.scale + k + o, zp, ys, target);
         });
       });
 }
@@ -160,19 +160,19 @@ inline void dequantize_integer(const Q* x, const quant_plan& plan, Out* y, quant
 /// int4/uint4: unpack nibbles into a stack buffer, then the 8-bit path.
 template <class Out>
 inline void dequantize_4bit(const std::uint8_t* x, const quant_plan& plan, bool is_signed, Out* y,
-                            quant_isa isa) noexcept {
+                            simd_target target) noexcept {
   auto run = [&](std::size_t off, std::size_t len, const float* scale, const std::int32_t* zp, bool vec) {
     std::int8_t buf[dequant_chunk];
-    with_float_output(y + off, len, [&](float* ys, std::size_t o, std::size_t l) {
+    with_float_output(y + off, len, target, [&](float* ys, std::size_t o, std::size_t l) {
       for (std::size_t done = 0; done < l; done += dequant_chunk) {
         const std::size_t m = l - done < dequant_chunk ? l - done : dequant_chunk;
         const std::size_t first = off + o + done;
         for (std::size_t j = 0; j < m; ++j)
           buf[j] = static_cast<std::int8_t>(is_signed ? get_int4(x, first + j) : get_uint4(x, first + j));
         if (vec)
-          dequantize_run<std::int8_t, true>(buf, m, scale + o + done, zp ? zp + o + done : nullptr, ys + done, isa);
+          dequantize_run<std::int8_t, true>(buf, m, scale + o + done, zp ? zp + o + done : nullptr, ys + done, target);
         else
-          dequantize_run<std::int8_t, false>(buf, m, scale, zp, ys + done, isa);
+          dequantize_run<std::int8_t, false>(buf, m, scale, zp, ys + done, target);
       }
     });
   };
@@ -188,36 +188,40 @@ inline void dequantize_4bit(const std::uint8_t* x, const quant_plan& plan, bool 
 
 /// float8: exact conversion through a 256-entry table, times the scale.
 template <class Format, class Out>
-inline void dequantize_float8(const std::uint8_t* x, const quant_plan& plan, Out* y) noexcept {
+inline void dequantize_float8(const std::uint8_t* x, const quant_plan& plan, Out* y, simd_target target) noexcept {
   float table[256];
   for (int b = 0; b < 256; ++b) table[b] = float8_bits_to_float<Format>(static_cast<std::uint8_t>(b));
   for_each_run(
       plan,
       [&](std::size_t off, std::size_t len, std::size_t k) {
-        const float s = plan.scale[k];
-        for (std::size_t j = 0; j < len; ++j) from_float_value(table[x[off + j]] * s, y[off + j]);
+        with_float_output(y + off, len, target, [&](float* ys, std::size_t o, std::size_t l) {
+          const float s = plan.scale[k];
+          for (std::size_t j = 0; j < l; ++j) ys[j] = table[x[off + o + j]] * s;
+        });
       },
       [&](std::size_t off, std::size_t len, std::size_t k) {
-        for (std::size_t j = 0; j < len; ++j) from_float_value(table[x[off + j]] * plan.scale[k + j], y[off + j]);
+        with_float_output(y + off, len, target, [&](float* ys, std::size_t o, std::size_t l) {
+          for (std::size_t j = 0; j < l; ++j) ys[j] = table[x[off + o + j]] * plan.scale[k + o + j];
+        });
       });
 }
 
 /// Dequantizes storage of `type` (validated) as `plan` says into `y`.
 template <class Out>
-inline void dequantize_kernel(const void* x, const quant_plan& plan, dtype type, Out* y, quant_isa isa) noexcept {
+inline void dequantize_kernel(const void* x, const quant_plan& plan, dtype type, Out* y, simd_target target) noexcept {
   const auto* xb = static_cast<const std::uint8_t*>(x);
   switch (type) {
-    case dtype::int8: return dequantize_integer(static_cast<const std::int8_t*>(x), plan, y, isa);
-    case dtype::uint8: return dequantize_integer(xb, plan, y, isa);
-    case dtype::int16: return dequantize_integer(static_cast<const std::int16_t*>(x), plan, y, isa);
-    case dtype::uint16: return dequantize_integer(static_cast<const std::uint16_t*>(x), plan, y, isa);
-    case dtype::int32: return dequantize_integer(static_cast<const std::int32_t*>(x), plan, y, isa);
-    case dtype::int4: return dequantize_4bit(xb, plan, true, y, isa);
-    case dtype::uint4: return dequantize_4bit(xb, plan, false, y, isa);
-    case dtype::float8e4m3fn: return dequantize_float8<e4m3fn_format>(xb, plan, y);
-    case dtype::float8e4m3fnuz: return dequantize_float8<e4m3fnuz_format>(xb, plan, y);
-    case dtype::float8e5m2: return dequantize_float8<e5m2_format>(xb, plan, y);
-    case dtype::float8e5m2fnuz: return dequantize_float8<e5m2fnuz_format>(xb, plan, y);
+    case dtype::int8: return dequantize_integer(static_cast<const std::int8_t*>(x), plan, y, target);
+    case dtype::uint8: return dequantize_integer(xb, plan, y, target);
+    case dtype::int16: return dequantize_integer(static_cast<const std::int16_t*>(x), plan, y, target);
+    case dtype::uint16: return dequantize_integer(static_cast<const std::uint16_t*>(x), plan, y, target);
+    case dtype::int32: return dequantize_integer(static_cast<const std::int32_t*>(x), plan, y, target);
+    case dtype::int4: return dequantize_4bit(xb, plan, true, y, target);
+    case dtype::uint4: return dequantize_4bit(xb, plan, false, y, target);
+    case dtype::float8e4m3fn: return dequantize_float8<e4m3fn_format>(xb, plan, y, target);
+    case dtype::float8e4m3fnuz: return dequantize_float8<e4m3fnuz_format>(xb, plan, y, target);
+    case dtype::float8e5m2: return dequantize_float8<e5m2_format>(xb, plan, y, target);
+    case dtype::float8e5m2fnuz: return dequantize_float8<e5m2fnuz_format>(xb, plan, y, target);
     default: QUENCH_ASSERT(false && "dequantize_kernel: type was not validated"); return;
   }
 }

@@ -25,11 +25,12 @@
 #include "quench/core/config.hpp"
 #include "quench/core/dtype.hpp"
 #include "quench/numeric/bfloat16.hpp"
+#include "quench/numeric/convert.hpp"
+#include "quench/numeric/cpu.hpp"
 #include "quench/numeric/float16.hpp"
 #include "quench/numeric/float8.hpp"
 #include "quench/numeric/int4.hpp"
 #include "quench/quant/detail/plan.hpp"
-#include "quench/quant/detail/simd.hpp"
 
 #if QUENCH_ENABLE_SIMD
 #  include <immintrin.h>
@@ -212,12 +213,12 @@ inline void quantize_run_avx512(const float* x, std::size_t n, const float* scal
 /// One run on the chosen target. Only 8- and 16-bit integer Q have SIMD paths.
 template <class Q, bool Vec>
 inline void quantize_run(const float* x, std::size_t n, const float* scale, const std::int32_t* zp, float lo, float hi,
-                         Q* y, quant_isa isa) noexcept {
+                         Q* y, simd_target target) noexcept {
 #if QUENCH_ENABLE_SIMD
-  if (isa == quant_isa::avx512) return quantize_run_avx512<Q, Vec>(x, n, scale, zp, lo, hi, y);
-  if (isa == quant_isa::avx2) return quantize_run_avx2<Q, Vec>(x, n, scale, zp, lo, hi, y);
+  if (target == simd_target::avx512) return quantize_run_avx512<Q, Vec>(x, n, scale, zp, lo, hi, y);
+  if (target == simd_target::avx2) return quantize_run_avx2<Q, Vec>(x, n, scale, zp, lo, hi, y);
 #else
-  (void)isa;
+  (void)target;
 #endif
   quantize_run_scalar<Q, Vec>(x, n, scale, zp, lo, hi, y);
 }
@@ -225,41 +226,38 @@ inline void quantize_run(const float* x, std::size_t n, const float* scale, cons
 /// Elements converted to float per step when the input is float16/bfloat16 or the output 4-bit.
 inline constexpr std::size_t quant_chunk = 256;
 
-inline float to_float_value(float v) noexcept { return v; }
-inline float to_float_value(float16 v) noexcept { return static_cast<float>(v); }
-inline float to_float_value(bfloat16 v) noexcept { return static_cast<float>(v); }
-
 /// Calls `f(const float* xs, std::size_t off, std::size_t len)` over [0, n) of `x` as float: in
-/// place for float input, through a stack buffer otherwise.
+/// place for float input, through a stack buffer filled by the (exact) bulk converter otherwise.
 template <class In, class F>
-inline void with_float_input(const In* x, std::size_t n, F&& f) {
+inline void with_float_input(const In* x, std::size_t n, simd_target target, F&& f) {
   if constexpr (std::is_same<In, float>::value) {
+    (void)target;
     f(x, std::size_t{0}, n);
   } else {
     float buf[quant_chunk];
     for (std::size_t off = 0; off < n; off += quant_chunk) {
       const std::size_t len = n - off < quant_chunk ? n - off : quant_chunk;
-      for (std::size_t j = 0; j < len; ++j) buf[j] = to_float_value(x[off + j]);
-      f(buf, off, len);
+      convert(x + off, buf, len, target);
+      f(static_cast<const float*>(buf), off, len);
     }
   }
 }
 
 /// Integer outputs of 8 or 16 bits.
 template <class Q, class In>
-inline void quantize_integer(const In* x, const quant_plan& plan, float lo, float hi, Q* y, quant_isa isa) noexcept {
+inline void quantize_integer(const In* x, const quant_plan& plan, float lo, float hi, Q* y, simd_target target) noexcept {
   for_each_run(
       plan,
       [&](std::size_t off, std::size_t len, std::size_t k) {
         const std::int32_t* zp = plan.zero_point ? plan.zero_point + k : nullptr;
-        with_float_input(x + off, len, [&](const float* xs, std::size_t o, std::size_t l) {
-          quantize_run<Q, false>(xs, l, plan.scale + k, zp, lo, hi, y + off + o, isa);
+        with_float_input(x + off, len, target, [&](const float* xs, std::size_t o, std::size_t l) {
+          quantize_run<Q, false>(xs, l, plan.scale + k, zp, lo, hi, y + off + o, target);
         });
       },
       [&](std::size_t off, std::size_t len, std::size_t k) {
-        with_float_input(x + off, len, [&](const float* xs, std::size_t o, std::size_t l) {
+        with_float_input(x + off, len, target, [&](const float* xs, std::size_t o, std::size_t l) {
           const std::int32_t* zp = plan.zero_point ? plan.zero_point + k + o : nullptr;
-          quantize_run<Q, true>(xs, l, plan.scale + k + o, zp, lo, hi, y + off + o, isa);
+          quantize_run<Q, true>(xs, l, plan.scale + k + o, zp, lo, hi, y + off + o, target);
         });
       });
 }
@@ -267,7 +265,7 @@ inline void quantize_integer(const In* x, const quant_plan& plan, float lo, floa
 /// int4/uint4: quantize through the 8-bit path into a stack buffer, then pack nibbles (low nibble
 /// first, ONNX's order). Runs may start at odd elements, so each nibble is written on its own.
 template <class In>
-inline void quantize_4bit(const In* x, const quant_plan& plan, bool is_signed, std::uint8_t* y, quant_isa isa) noexcept {
+inline void quantize_4bit(const In* x, const quant_plan& plan, bool is_signed, std::uint8_t* y, simd_target target) noexcept {
   const float lo = is_signed ? -8.f : 0.f, hi = is_signed ? 7.f : 15.f;
   auto emit = [&](const float* xs, std::size_t len, const float* scale, const std::int32_t* zp, bool vec,
                   std::size_t dst) {
@@ -275,9 +273,9 @@ inline void quantize_4bit(const In* x, const quant_plan& plan, bool is_signed, s
     for (std::size_t o = 0; o < len; o += quant_chunk) {
       const std::size_t l = len - o < quant_chunk ? len - o : quant_chunk;
       if (vec)
-        quantize_run<std::int8_t, true>(xs + o, l, scale + o, zp ? zp + o : nullptr, lo, hi, buf, isa);
+        quantize_run<std::int8_t, true>(xs + o, l, scale + o, zp ? zp + o : nullptr, lo, hi, buf, target);
       else
-        quantize_run<std::int8_t, false>(xs + o, l, scale, zp, lo, hi, buf, isa);
+        quantize_run<std::int8_t, false>(xs + o, l, scale, zp, lo, hi, buf, target);
       for (std::size_t j = 0; j < l; ++j) set_nibble(y, dst + o + j, static_cast<std::uint8_t>(buf[j]));
     }
   };
@@ -285,49 +283,61 @@ inline void quantize_4bit(const In* x, const quant_plan& plan, bool is_signed, s
       plan,
       [&](std::size_t off, std::size_t len, std::size_t k) {
         const std::int32_t* zp = plan.zero_point ? plan.zero_point + k : nullptr;
-        with_float_input(x + off, len, [&](const float* xs, std::size_t o, std::size_t l) {
+        with_float_input(x + off, len, target, [&](const float* xs, std::size_t o, std::size_t l) {
           emit(xs, l, plan.scale + k, zp, false, off + o);
         });
       },
       [&](std::size_t off, std::size_t len, std::size_t k) {
-        with_float_input(x + off, len, [&](const float* xs, std::size_t o, std::size_t l) {
+        with_float_input(x + off, len, target, [&](const float* xs, std::size_t o, std::size_t l) {
           emit(xs, l, plan.scale + k + o, plan.zero_point ? plan.zero_point + k + o : nullptr, true, off + o);
         });
       });
 }
 
-/// float8: x / scale, then the ONNX float8 conversion (round to nearest even; saturate or not).
-template <class Format, class In>
-inline void quantize_float8(const In* x, const quant_plan& plan, bool saturate, std::uint8_t* y) noexcept {
+/// float8: x / scale into a stack buffer, then the bulk float8 converter (round to nearest even;
+/// saturate or not), whose every target matches float8.hpp's scalar conversion.
+template <class Float8, class In>
+inline void quantize_float8(const In* x, const quant_plan& plan, bool saturate, std::uint8_t* y,
+                            simd_target target) noexcept {
+  auto* out = reinterpret_cast<Float8*>(y);
+  auto emit = [&](const float* xs, std::size_t len, const float* scale, bool vec, std::size_t dst) {
+    float buf[quant_chunk];
+    for (std::size_t o = 0; o < len; o += quant_chunk) {
+      const std::size_t l = len - o < quant_chunk ? len - o : quant_chunk;
+      for (std::size_t j = 0; j < l; ++j) buf[j] = xs[o + j] / (vec ? scale[o + j] : scale[0]);
+      convert(static_cast<const float*>(buf), out + dst + o, l, saturate, target);
+    }
+  };
   for_each_run(
       plan,
       [&](std::size_t off, std::size_t len, std::size_t k) {
-        const float s = plan.scale[k];
-        for (std::size_t j = 0; j < len; ++j)
-          y[off + j] = float_to_float8_bits<Format>(to_float_value(x[off + j]) / s, saturate);
+        with_float_input(x + off, len, target, [&](const float* xs, std::size_t o, std::size_t l) {
+          emit(xs, l, plan.scale + k, false, off + o);
+        });
       },
       [&](std::size_t off, std::size_t len, std::size_t k) {
-        for (std::size_t j = 0; j < len; ++j)
-          y[off + j] = float_to_float8_bits<Format>(to_float_value(x[off + j]) / plan.scale[k + j], saturate);
+        with_float_input(x + off, len, target, [&](const float* xs, std::size_t o, std::size_t l) {
+          emit(xs, l, plan.scale + k + o, true, off + o);
+        });
       });
 }
 
 /// Quantizes every element of `x` as `plan` says into storage of `type` (validated, not int32).
 template <class In>
 inline void quantize_kernel(const In* x, const quant_plan& plan, dtype type, bool saturate, void* y,
-                            quant_isa isa) noexcept {
+                            simd_target target) noexcept {
   auto* yb = static_cast<std::uint8_t*>(y);
   switch (type) {
-    case dtype::int8: return quantize_integer(x, plan, -128.f, 127.f, static_cast<std::int8_t*>(y), isa);
-    case dtype::uint8: return quantize_integer(x, plan, 0.f, 255.f, static_cast<std::uint8_t*>(y), isa);
-    case dtype::int16: return quantize_integer(x, plan, -32768.f, 32767.f, static_cast<std::int16_t*>(y), isa);
-    case dtype::uint16: return quantize_integer(x, plan, 0.f, 65535.f, static_cast<std::uint16_t*>(y), isa);
-    case dtype::int4: return quantize_4bit(x, plan, true, yb, isa);
-    case dtype::uint4: return quantize_4bit(x, plan, false, yb, isa);
-    case dtype::float8e4m3fn: return quantize_float8<e4m3fn_format>(x, plan, saturate, yb);
-    case dtype::float8e4m3fnuz: return quantize_float8<e4m3fnuz_format>(x, plan, saturate, yb);
-    case dtype::float8e5m2: return quantize_float8<e5m2_format>(x, plan, saturate, yb);
-    case dtype::float8e5m2fnuz: return quantize_float8<e5m2fnuz_format>(x, plan, saturate, yb);
+    case dtype::int8: return quantize_integer(x, plan, -128.f, 127.f, static_cast<std::int8_t*>(y), target);
+    case dtype::uint8: return quantize_integer(x, plan, 0.f, 255.f, static_cast<std::uint8_t*>(y), target);
+    case dtype::int16: return quantize_integer(x, plan, -32768.f, 32767.f, static_cast<std::int16_t*>(y), target);
+    case dtype::uint16: return quantize_integer(x, plan, 0.f, 65535.f, static_cast<std::uint16_t*>(y), target);
+    case dtype::int4: return quantize_4bit(x, plan, true, yb, target);
+    case dtype::uint4: return quantize_4bit(x, plan, false, yb, target);
+    case dtype::float8e4m3fn: return quantize_float8<float8e4m3fn>(x, plan, saturate, yb, target);
+    case dtype::float8e4m3fnuz: return quantize_float8<float8e4m3fnuz>(x, plan, saturate, yb, target);
+    case dtype::float8e5m2: return quantize_float8<float8e5m2>(x, plan, saturate, yb, target);
+    case dtype::float8e5m2fnuz: return quantize_float8<float8e5m2fnuz>(x, plan, saturate, yb, target);
     default: QUENCH_ASSERT(false && "quantize_kernel: type was not validated"); return;
   }
 }
