@@ -6,4 +6,5 @@
 #include "quench/onnx/external_data.hpp"
 #include "quench/onnx/model_io.hpp"
 #include "quench/onnx/model_proto.hpp"
+#include "quench/onnx/shape_inference.hpp"
 #include "quench/onnx/tensor_proto.hpp"

@@ -24,7 +24,8 @@ struct opset_import {
 /// survive load and save untouched.
 class model {
  public:
-  model() : graph_(std::make_unique<quench::graph>()) {}
+  /// An empty model; its main graph is named "main" (ONNX requires a non-empty name).
+  model() : graph_(std::make_unique<quench::graph>()) { graph_->set_name("main"); }
 
   quench::graph& main_graph() noexcept { return *graph_; }
   const quench::graph& main_graph() const noexcept { return *graph_; }

@@ -8,6 +8,11 @@
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <unistd.h>
+// <sys/mman.h> defines MAP_TYPE, which is also an enumerator in onnx/defs/parser.h (pulled in by
+// onnx/checker.h); quench never uses the flag mask, so it is removed to let both headers coexist.
+#ifdef MAP_TYPE
+#  undef MAP_TYPE
+#endif
 
 #include <cstdint>
 #include <filesystem>
