@@ -1,3 +1,32 @@
+// quench: quantize and compress ONNX models from the command line.
+//
+//   quench inspect MODEL.onnx [--json]
+//   quench demo TENSOR.npy
+//
+// Errors from quench (bad models, bad arguments) print their message and exit with status 1.
+
 #include <cstdio>
-#include "quench/quench.hpp"
-int main() { std::printf("quench %d\n", QUENCH_VERSION); }
+#include <exception>
+
+#include <CLI/CLI.hpp>
+
+#include "commands.hpp"
+#include "quench/version.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"quench: quantize and compress ONNX models"};
+  app.set_version_flag("--version", std::to_string(QUENCH_VERSION_MAJOR) + "." + std::to_string(QUENCH_VERSION_MINOR) +
+                                        "." + std::to_string(QUENCH_VERSION_PATCH));
+  app.require_subcommand(1);
+  quench_cli::add_demo_command(app);
+  quench_cli::add_inspect_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "quench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,12 @@
+#pragma once
+// The subcommands of the `quench` command-line tool, one translation unit each.
+
+#include <CLI/CLI.hpp>
+
+namespace quench_cli {
+
+/// Each function adds its subcommand to `app` and sets its callback.
+void add_demo_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
+
+}  // namespace quench_cli
