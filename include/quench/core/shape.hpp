@@ -64,10 +64,13 @@ class shape {
     }
     return s + "]";
   }
-  friend std::string to_string(const shape& s) { return s.to_string_impl(); }
+  friend std::string to_string(const shape& s);
 
   std::vector<std::int64_t> dims_;
 };
+
+/// "[2, 3, 4]"; "[]" for a scalar.
+inline std::string to_string(const shape& s) { return s.to_string_impl(); }
 
 /// Resolves an ONNX axis (negative counts from the end) against `rank`; throws out_of_range.
 inline std::size_t normalize_axis(std::int64_t axis, std::size_t rank, const std::string& context = {}) {
