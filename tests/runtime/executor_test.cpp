@@ -1,0 +1,90 @@
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "quench/runtime/executor.hpp"
+
+namespace rt = quench::runtime;
+using quench::dim;
+
+namespace {
+/// y = Relu(x * w + b) with a symbolic batch.
+quench::model tiny_model() {
+  quench::model m;
+  m.set_opset("", 13);
+  auto& g = m.main_graph();
+  auto& x = g.add_input("x", 1, std::vector<dim>{dim{{}, "N"}, dim{3, {}}});
+  auto& w = g.add_initializer(quench::tensor::from<float>({3}, {1.f, -2.f, 0.5f}, "w"));
+  auto& b = g.add_initializer(quench::tensor::from<float>({1}, {0.25f}, "b"));
+  auto& mul = g.add_node("Mul", {&x, &w}, {"xw"});
+  auto& add = g.add_node("Add", {mul.output(0), &b}, {"xwb"});
+  auto& relu = g.add_node("Relu", {add.output(0)}, {"y"});
+  g.add_output(*relu.output(0));
+  return m;
+}
+}  // namespace
+
+TEST_CASE("executor runs a graph, observes every tensor and accepts any batch") {
+  const auto m = tiny_model();
+  rt::executor ex(m);
+  CHECK(ex.required_inputs() == std::vector<std::string>{"x"});
+  for (std::int64_t batch : {1, 4}) {
+    quench::tensor x(quench::dtype::float32, {batch, 3});
+    auto xv = x.view<float>();
+    for (std::size_t i = 0; i < xv.size(); ++i) xv[i] = static_cast<float>(i) - 2.f;
+    std::vector<std::string> seen;
+    auto out = ex.run({{"x", &x}}, [&](const std::string& name, const quench::tensor& t) {
+      seen.push_back(name);
+      CHECK(t.shape()[0] == batch);
+    });
+    CHECK(seen == std::vector<std::string>{"x", "xw", "xwb", "y"});
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].name() == "y");
+    const auto y = out[0].view<float>();
+    for (std::size_t i = 0; i < y.size(); ++i) {
+      const float w[3] = {1.f, -2.f, 0.5f};
+      const float want = std::max(0.f, xv[i] * w[i % 3] + 0.25f);
+      CHECK(y[i] == want);
+    }
+  }
+}
+
+TEST_CASE("bad inputs and unsupported ops are errors naming them") {
+  const auto m = tiny_model();
+  rt::executor ex(m);
+  quench::tensor wrong_rank(quench::dtype::float32, {3});
+  CHECK_THROWS_WITH(ex.run({{"x", &wrong_rank}}), doctest::Contains("input 'x': expected rank 2"));
+  quench::tensor wrong_dim(quench::dtype::float32, {2, 4});
+  CHECK_THROWS_WITH(ex.run({{"x", &wrong_dim}}), doctest::Contains("dimension 1 = 3"));
+  quench::tensor wrong_type(quench::dtype::int32, {2, 3});
+  CHECK_THROWS_WITH(ex.run({{"x", &wrong_type}}), doctest::Contains("expected element type float"));
+  CHECK_THROWS_WITH(ex.run({}), doctest::Contains("is required"));
+  quench::tensor ok(quench::dtype::float32, {1, 3});
+  CHECK_THROWS_WITH(ex.run({{"x", &ok}, {"nope", &ok}}), doctest::Contains("no graph input of that name"));
+
+  quench::model bad;
+  bad.set_opset("", 13);
+  auto& g = bad.main_graph();
+  auto& x = g.add_input("x", 1);
+  auto& a = g.add_node("FancyOp", {&x}, {"a"}, "fancy");
+  auto& b = g.add_node("OtherOp", {a.output(0)}, {"b"}, "other");
+  g.add_output(*b.output(0));
+  const auto problems = rt::check(bad);
+  REQUIRE(problems.size() == 2);  // all of them, at once
+  CHECK(problems[0].find("node 'fancy' (FancyOp)") != std::string::npos);
+  CHECK_THROWS_WITH(rt::executor{bad}, doctest::Contains("2 node(s) cannot run"));
+}
+
+TEST_CASE("kernels reject element types they do not support before running") {
+  quench::model m;
+  m.set_opset("", 13);
+  auto& g = m.main_graph();
+  auto& x = g.add_input("x", 10);  // float16
+  auto& s = g.add_node("Sigmoid", {&x}, {"y"}, "sig");
+  g.add_output(*s.output(0));
+  const auto problems = rt::check(m);
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0].find("element type float16") != std::string::npos);
+}
