@@ -1,5 +1,10 @@
 #include <doctest/doctest.h>
 
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -7,16 +12,32 @@
 
 using quench::simd_target;
 
-TEST_CASE("cpu: the detected target agrees with the compiler's CPU query") {
+namespace {
+/// The "flags" line of the first processor in /proc/cpuinfo: what the kernel says the CPU and OS
+/// support, found independently of quench's CPUID queries.
+std::set<std::string> linux_cpu_flags() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("flags", 0) != 0) continue;
+    std::istringstream words(line.substr(line.find(':') + 1));
+    return {std::istream_iterator<std::string>(words), std::istream_iterator<std::string>()};
+  }
+  return {};
+}
+}  // namespace
+
+TEST_CASE("cpu: the detected target agrees with the kernel's CPU flags") {
   const simd_target best = quench::best_simd_target();
   MESSAGE("best SIMD target: " << quench::simd_target_name(best));
-#if QUENCH_ENABLE_SIMD
-  __builtin_cpu_init();
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma");
-  const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+#if QUENCH_ENABLE_SIMD && defined(__linux__)
+  const auto flags = linux_cpu_flags();
+  REQUIRE(!flags.empty());
+  const auto has = [&](const char* f) { return flags.count(f) != 0; };
+  const bool avx2 = has("avx2") && has("f16c") && has("fma");
+  const bool avx512 = avx2 && has("avx512f") && has("avx512bw") && has("avx512dq") && has("avx512vl");
   CHECK(best == (avx512 ? simd_target::avx512 : avx2 ? simd_target::avx2 : simd_target::scalar));
-#else
+#elif !QUENCH_ENABLE_SIMD
   CHECK(best == simd_target::scalar);
 #endif
   CHECK(quench::best_simd_target() == best);  // cached

@@ -15,6 +15,10 @@
 
 #include "quench/core/config.hpp"
 
+#if QUENCH_ENABLE_SIMD
+#  include <cpuid.h>
+#endif
+
 namespace quench {
 
 /// An instruction set the converters can run on, in increasing order of preference.
@@ -37,14 +41,23 @@ constexpr std::string_view simd_target_name(simd_target t) noexcept {
 
 namespace detail {
 
+#if QUENCH_ENABLE_SIMD
+/// CPUID.1:ECX.F16C[bit 29]. Clang before 16 has no "f16c" for __builtin_cpu_supports. The
+/// instructions need the OS to save YMM state, which the "avx2" query has already established.
+inline bool cpu_has_f16c() noexcept {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
+  return (ecx & (1u << 29)) != 0;
+}
+#endif
+
 /// Asks the CPU. GCC's and Clang's __builtin_cpu_supports report AVX/AVX-512 features only when the
 /// OS also saves the wider registers (XCR0 via xgetbv), so a "yes" is safe to execute.
 inline simd_target detect_simd_target() noexcept {
 #if QUENCH_ENABLE_SIMD
   // Needed when called before the runtime's own constructors, e.g. from a static initialiser.
   __builtin_cpu_init();
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") &&
-                    __builtin_cpu_supports("fma");
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
   if (!avx2) return simd_target::scalar;
   const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                       __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");

@@ -29,10 +29,11 @@ inline std::uint16_t float_to_half_bits(float f) noexcept {
     return static_cast<std::uint16_t>(sign | 0x7e00u | ((ax >> 13) & 0x3ffu));
   if (ax >= 0x477ff000u) return static_cast<std::uint16_t>(sign | 0x7c00u);  // >= 65520 and Inf
   if (ax >= 0x38800000u) {  // normal half range [2^-14, 65520)
-    const std::uint32_t h = ((ax - 0x38000000u) >> 13);  // rebias 127 -> 15, drop 13 bits
-    const std::uint32_t rem = ax & 0x1fffu;
-    // A carry out of the mantissa correctly bumps the exponent; 65519.99 stays at 0x7bff.
-    return static_cast<std::uint16_t>(sign | (h + ((rem > 0x1000u || (rem == 0x1000u && (h & 1))) ? 1 : 0)));
+    // Rebias 127 -> 15 and drop 13 bits; adding 0xfff plus the lowest kept bit first rounds half
+    // to even without a data-dependent branch. A carry out of the mantissa correctly bumps the
+    // exponent; 65519.99 stays at 0x7bff.
+    const std::uint32_t lsb = (ax >> 13) & 1u;
+    return static_cast<std::uint16_t>(sign | ((ax - 0x38000000u + 0xfffu + lsb) >> 13));
   }
   // Half subnormal: value = sig * 2^(e - 150), half quantum 2^-24, so shift by 126 - e.
   const std::uint32_t e = ax >> 23;
