@@ -12,6 +12,12 @@
 // ONNX Runtime computes it. NaN inputs give qmin for the integer types (ONNX leaves this
 // undefined; ONNX Runtime 1.30 gives qmin) and NaN for float8.
 //
+// Where ONNX Runtime 1.30 deviates from the ONNX spec, quench follows the spec: FNUZ float8 with
+// saturate maps +-Inf to NaN (ORT: +-max); float8e5m2 without saturate maps finite values that
+// round past 57344 to +-Inf (ORT: NaN); quotients beyond the int32 range saturate (ORT's scalar
+// fallbacks, e.g. for float16 input or blocked scales, wrap). tests/onnx/quantize_ort_test.cpp
+// counts each case.
+//
 // Input: float32, float16 or bfloat16. Output: int8, uint8, int16, uint16, int4, uint4 or a
 // float8 type (QuantizeLinear never produces int32). The fast paths use AVX2 or AVX-512 when the
 // CPU has them and give the same bits as the scalar path.

@@ -9,10 +9,11 @@
 //     and an exact add-and-subtract-2^23 in the scalar path);
 //   * the zero point is added in float (exact: both are integers below 2^24), then the value is
 //     clamped to [qmin, qmax] before conversion, so no conversion overflows;
-//   * NaN becomes qmin. ONNX leaves NaN -> integer undefined; ONNX Runtime 1.30 gives qmin for
-//     int8/uint8/int16/uint16/int4/uint4 (measured on every element position of tensors of 1..257
-//     elements). vmaxps returns its second operand when the first is NaN, so max(v, qmin) does this
-//     for free; the scalar path tests `!(v >= qmin)`.
+//   * NaN becomes qmin. ONNX leaves NaN -> integer undefined; ONNX Runtime 1.30's vectorised
+//     paths give qmin for int8/uint8/int16/uint16/int4/uint4 (measured on every element position
+//     of tensors of 1..257 elements; its scalar fallbacks convert NaN to int32 and give qmin or
+//     qmax, see tests/onnx/quantize_ort_test.cpp). vmaxps returns its second operand when the
+//     first is NaN, so max(v, qmin) does this for free; the scalar path tests `!(v >= qmin)`.
 //
 // The results assume the default floating-point environment (round to nearest), as every
 // division in the program does.
