@@ -8,5 +8,7 @@ namespace quench_cli {
 /// Each function adds its subcommand to `app` and sets its callback.
 void add_demo_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
+void add_run_command(CLI::App& app);
+void add_compare_command(CLI::App& app);
 
 }  // namespace quench_cli

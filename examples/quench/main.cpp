@@ -1,6 +1,8 @@
 // quench: quantize and compress ONNX models from the command line.
 //
 //   quench inspect MODEL.onnx [--json]
+//   quench run MODEL.onnx [--input NAME=FILE.npy ...] [--output-dir DIR]
+//   quench compare A.onnx B.onnx [--input NAME=FILE.npy ...]
 //   quench demo TENSOR.npy
 //
 // Errors from quench (bad models, bad arguments) print their message and exit with status 1.
@@ -20,6 +22,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   quench_cli::add_demo_command(app);
   quench_cli::add_inspect_command(app);
+  quench_cli::add_run_command(app);
+  quench_cli::add_compare_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
