@@ -23,6 +23,16 @@
 #include "quench/graph/value.hpp"
 
 #include "quench/numeric/bfloat16.hpp"
+#include "quench/numeric/convert.hpp"
+#include "quench/numeric/cpu.hpp"
 #include "quench/numeric/float16.hpp"
 #include "quench/numeric/float8.hpp"
 #include "quench/numeric/int4.hpp"
+
+#include "quench/quant/choose_qparams.hpp"
+#include "quench/quant/dequantize.hpp"
+#include "quench/quant/dynamic_quantize.hpp"
+#include "quench/quant/qparams.hpp"
+#include "quench/quant/quantize.hpp"
+
+#include "quench/runtime/executor.hpp"
