@@ -28,6 +28,13 @@ namespace quench::detail {
 
 #define QUENCH_DETAIL_AVX512 QUENCH_TARGET("avx512f,avx512bw,avx512dq,avx512vl,avx2,f16c,fma")
 
+/// One unaligned load, never folded into several instructions (see load_once_256).
+QUENCH_DETAIL_AVX512 inline __m512i load_once_512(const void* p) noexcept {
+  __m512i v = _mm512_loadu_si512(p);
+  __asm__("" : "+v"(v));
+  return v;
+}
+
 /// Lanes [0, count) of a 16-lane vector; count <= 16.
 QUENCH_DETAIL_AVX512 inline __mmask16 first_lanes16(std::size_t count) noexcept {
   return static_cast<__mmask16>((1u << count) - 1u);
@@ -92,8 +99,8 @@ QUENCH_DETAIL_AVX512 inline void float_to_bfloat16_avx512(const float* QUENCH_RE
                                                           bfloat16* QUENCH_RESTRICT dst, std::size_t n) noexcept {
   std::size_t i = 0;
   for (; i + 32 <= n; i += 32) {
-    const __m512i a = float_to_bfloat16_lanes_avx512(_mm512_loadu_si512(src + i));
-    const __m512i b = float_to_bfloat16_lanes_avx512(_mm512_loadu_si512(src + i + 16));
+    const __m512i a = float_to_bfloat16_lanes_avx512(load_once_512(src + i));
+    const __m512i b = float_to_bfloat16_lanes_avx512(load_once_512(src + i + 16));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm512_cvtepi32_epi16(a));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i + 16), _mm512_cvtepi32_epi16(b));
   }
@@ -157,8 +164,8 @@ QUENCH_DETAIL_AVX512 inline void float_to_float8_avx512(const float* QUENCH_REST
   const float8_specials sp = make_float8_specials<format>(saturate);
   std::size_t i = 0;
   for (; i + 32 <= n; i += 32) {
-    const __m512i a = float_to_float8_lanes_avx512<format>(_mm512_loadu_si512(src + i), sp);
-    const __m512i b = float_to_float8_lanes_avx512<format>(_mm512_loadu_si512(src + i + 16), sp);
+    const __m512i a = float_to_float8_lanes_avx512<format>(load_once_512(src + i), sp);
+    const __m512i b = float_to_float8_lanes_avx512<format>(load_once_512(src + i + 16), sp);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm512_cvtepi32_epi8(a));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i + 16), _mm512_cvtepi32_epi8(b));
   }
