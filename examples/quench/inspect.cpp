@@ -281,6 +281,11 @@ json external_data(const fs::path& path, const quench::graph& main) {
 
 json summarize(const fs::path& path) {
   const quench::model m = quench::onnx::load_model(path);
+  // Protobuf reads an empty file, and many random ones, as a message with every field absent; the
+  // loader keeps such a model, but ONNX requires ir_version, so it is not a model to describe.
+  if (m.ir_version == 0)
+    quench::throw_error(quench::errc::invalid_model, "'" + path.string() + "'",
+                        "has no ir_version: not an ONNX model (empty, truncated or another kind of file?)");
   const quench::graph& g = m.main_graph();
   json out;
   out["file"] = path.string();

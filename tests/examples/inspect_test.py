@@ -297,7 +297,7 @@ def check_bad_inputs(binary, data, work):
     os.makedirs(d)
     with open(os.path.join(data, "node/test_if/model.onnx"), "rb") as f:
         good = f.read()
-    for cut in (1, len(good) // 3, len(good) // 2, len(good) - 1):
+    for cut in (0, 1, len(good) // 3, len(good) // 2, len(good) - 1):
         p = os.path.join(d, f"truncated_{cut}.onnx")
         with open(p, "wb") as f:
             f.write(good[:cut])
