@@ -192,3 +192,35 @@ TEST_CASE("fold_batch_norm: what stays, and malformed BatchNormalization") {
   }
   g.check_invariants();
 }
+
+TEST_CASE("fold_batch_norm: inside a sub-graph, with the weight in the enclosing graph") {
+  quench::model m;
+  m.set_opset("", 13);
+  graph& g = m.main_graph();
+  auto& x = g.add_input("x", 1, dims({1, 1, 4, 4}));
+  auto& cond = g.add_input("cond", 9, dims({}));
+  auto& w = g.add_initializer(floats({2, 1, 1, 1}, {1, 2}, "W"));
+  auto& iff = g.add_node("If", {&cond}, {"out"});
+  graph& then_g = add_subgraph(g, iff, "then_branch");
+  auto& conv = then_g.add_node("Conv", {&then_g.outer_ref("x"), &then_g.outer_ref("W")}, {"c"});
+  const bn_params p = add_bn(then_g, *conv.output(0), "t_out");
+  then_g.add_output(*then_g.find_value("t_out"));
+  graph& else_g = add_subgraph(g, iff, "else_branch");
+  auto& e = else_g.add_node("Conv", {&else_g.outer_ref("x"), &else_g.outer_ref("W")}, {"e_out"});
+  else_g.add_output(*e.output(0));
+  g.add_output(*iff.output(0));
+  g.check_invariants();
+  (void)x;
+
+  CHECK(quench::passes::fold_batch_norm(m).rewrites == 1);
+  g.check_invariants();
+  // The branch got its own folded copy; the enclosing weight still serves the else branch.
+  const quench::value* folded = conv.input(1);
+  CHECK(folded->is_initializer());
+  CHECK(folded->name() != "W");
+  CHECK(then_g.find_value(folded->name()) == folded);
+  check_close(data<float>(folded), {p.s(0), 2 * p.s(1)});
+  CHECK(data<float>(&w) == std::vector<float>{1, 2});
+  CHECK(e.input(1)->outer() == &w);
+  CHECK(conv.output(0)->name() == "t_out");
+}

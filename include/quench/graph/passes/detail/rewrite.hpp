@@ -77,14 +77,15 @@ inline void drop_value_info(graph& g, const value& v) {
 }
 
 /// Removes `n`, whose output `gone` is replaced everywhere (node inputs, sub-graph reads, graph
-/// output slots) by `keep`. With `take_name`, `keep` is renamed to gone's name afterwards, so
-/// the tensor name consumers and users know survives (a graph output keeps its name and its
-/// declared type). `keep` must not already be a graph output when `gone` is one. Both values
+/// output slots) by `keep`. With `take_name` — implied when `gone` is a graph output — `keep` is
+/// renamed to gone's name afterwards, so the tensor name consumers and users know survives (a
+/// graph output keeps its name and its declared type). `keep` must not already be a graph output when `gone` is one. Both values
 /// must have the same type and shape; what is known of gone's (after shape inference) is kept.
 inline void bypass_node(graph& g, node& n, value& gone, value& keep, bool take_name) {
   if (gone.is_graph_output() && keep.is_graph_output())
     throw_error(errc::invalid_argument, n.context(), "cannot merge two graph outputs");
   const std::string name = gone.name();
+  take_name = take_name || gone.is_graph_output();
   if (gone.is_graph_output()) {
     // The declared output type is what the model's users see; keep it when it says more.
     if (gone.elem_type() != 0) keep.set_elem_type(gone.elem_type());
