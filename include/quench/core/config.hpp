@@ -32,6 +32,12 @@
 #  endif
 #endif
 
+/// 1: builtin_ops() is declared in quench/runtime/builtin_ops.hpp and defined by the one
+/// translation unit that includes quench/runtime/builtin_ops_impl.hpp (kernels compiled once).
+#ifndef QUENCH_SEPARATE_BUILTIN_OPS
+#  define QUENCH_SEPARATE_BUILTIN_OPS 0
+#endif
+
 #if defined(__GNUC__) || defined(__clang__)
 #  define QUENCH_TARGET(features) __attribute__((target(features)))
 #  define QUENCH_RESTRICT __restrict__
