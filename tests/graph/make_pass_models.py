@@ -16,7 +16,8 @@ ONNX Runtime on the same random inputs.
 
 Every model is written the way exporters write them (PyTorch's Constant weights, Identity and
 Dropout left in inference graphs, shape subgraphs for flatten), with weights from a seeded
-generator, and passes onnx.checker.
+generator, and passes onnx.checker. When torch is importable, a small CNN exported by
+torch.onnx itself is added.
 """
 
 import os
@@ -293,12 +294,71 @@ def case_mixed(b):
     return m, "standard", expect
 
 
+def torch_export(b, dynamic):
+    """A small CNN exported by torch.onnx the way users export: eval mode, but with
+    TrainingMode.PRESERVE so the exporter does not fuse BatchNorm itself, and x.view(x.size(0), -1)
+    as the flatten (a Shape/Gather/Unsqueeze/Concat subgraph when the batch is dynamic)."""
+    import io
+
+    import torch
+    from torch import nn
+
+    torch.manual_seed(b.opset)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1, self.b1 = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8)
+            self.c2, self.b2 = nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False), nn.BatchNorm2d(8)
+            self.ct, self.b3 = nn.ConvTranspose2d(8, 4, 2, stride=2), nn.BatchNorm2d(4)
+            self.drop = nn.Dropout(0.2)
+            self.fc, self.b4 = nn.Linear(4 * 8 * 8, 10), nn.BatchNorm1d(10)
+
+        def forward(self, x):
+            y = torch.relu(self.b1(self.c1(x)))
+            y = torch.relu(self.b2(self.c2(y))) * 0.5 + 1.0
+            y = self.drop(self.b3(self.ct(y)))
+            return self.b4(self.fc(y.view(y.size(0), -1)))
+
+    net = Net().eval()
+    for m in net.modules():  # trained-looking statistics, so the folds matter numerically
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 2)
+            m.bias.data.uniform_(-1, 1)
+    f = io.BytesIO()
+    axes = {"x": {0: "N"}, "y": {0: "N"}} if dynamic else None
+    torch.onnx.export(net, torch.randn(2, 3, 4, 4), f, opset_version=b.opset, do_constant_folding=False,
+                      training=torch.onnx.TrainingMode.PRESERVE, input_names=["x"], output_names=["y"],
+                      dynamic_axes=axes)
+    m = onnx.load_from_string(f.getvalue())
+    onnx.checker.check_model(m)
+    expect = {"BatchNormalization": 0, "Constant": 0, "Dropout": 0, "Conv": 2, "ConvTranspose": 1, "Gemm": 1,
+              "Reshape": 1, "Relu": 2}
+    expect.update({"Shape": 1} if dynamic else {"Shape": 0, "Concat": 0, "Unsqueeze": 0, "Gather": 0})
+    return m, "standard", expect
+
+
+def case_torch_export(b):
+    return torch_export(b, dynamic=False)
+
+
+def case_torch_export_dynamic(b):
+    return torch_export(b, dynamic=True)
+
+
 CASES = [
     case_conv_bn, case_conv_nobias_bn, case_grouped_conv_bn, case_depthwise_conv_bn, case_convtranspose_bn,
     case_convtranspose_grouped_bn, case_gemm_bn_transb0, case_gemm_bn_transb1, case_shared_weight_conv_bn,
     case_conv_mul_add, case_linear_mul_add, case_constant_weights, case_identity_dropout, case_shape_reshape,
     case_shape_gather, case_shape_dynamic, case_mixed,
 ]
+try:
+    import torch  # noqa: F401  (optional: the exporter cases need it)
+    CASES += [case_torch_export, case_torch_export_dynamic]
+except ImportError:
+    print("make_pass_models: torch not found, skipping the torch.onnx export cases", file=sys.stderr)
 
 
 def main():
