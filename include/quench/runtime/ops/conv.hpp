@@ -197,10 +197,57 @@ void im2col(const conv_problem& p, const T* x, std::int64_t channels, std::int64
   }
 }
 
-/// Depthwise 2-D (or 1-D as 2-D with height 1) conv of one plane: y[oh, ow] = bias +
-/// sum over taps in (kh, kw) order of w * x; taps reading padding are skipped.
+/// Adds the taps of one kernel row to an output row: yr[ow] += sum_kw w[kw] * xr[ow * sw + kw * dw - pw]
+/// for ow in [lo, hi), where every tap is inside the input row. With the kernel width known at
+/// compile time the taps are unrolled and the ow loop vectorizes: one load and store of yr per
+/// KW multiply-adds instead of per one.
+///
+/// Stride 2 reads the row's even and odd elements from separate copies (`even`, `odd`, made once
+/// per plane) so those loads are contiguous too.
+template <class T, int KW>
+void depthwise_row_interior(T* yr, const T* xr, const T* even, const T* odd, const T* w, std::int64_t lo, std::int64_t hi,
+                            std::int64_t sw, std::int64_t dw, std::int64_t pw) {
+  if (even && sw == 2 && dw == 1) {
+    // Tap k reads x[2 * ow + t], t = k - pw: even[ow + t / 2] or odd[ow + (t - 1) / 2] (floor).
+    const T* src[KW];
+    for (int k = 0; k < KW; ++k) {
+      const std::int64_t t = k - pw;
+      const std::int64_t u = t >= 0 ? t / 2 : -((-t + 1) / 2);
+      src[k] = ((t % 2) == 0 ? even : odd) + (lo + u);
+    }
+    T* ys = yr + lo;
+    const std::int64_t n = hi - lo;
+    for (std::int64_t i = 0; i < n; ++i) {
+      T acc = ys[i];
+      for (int k = 0; k < KW; ++k) acc += w[k] * src[k][i];
+      ys[i] = acc;
+    }
+    return;
+  }
+  if (sw == 1 && dw == 1) {
+    const T* xs = xr + (lo - pw);  // in range: tap 0 of output lo is inside the row
+    T* ys = yr + lo;
+    const std::int64_t n = hi - lo;
+    for (std::int64_t i = 0; i < n; ++i) {
+      T acc = ys[i];
+      for (int k = 0; k < KW; ++k) acc += w[k] * xs[i + k];
+      ys[i] = acc;
+    }
+    return;
+  }
+  for (std::int64_t ow = lo; ow < hi; ++ow) {
+    T acc = yr[ow];
+    const std::int64_t base = ow * sw - pw;
+    for (int k = 0; k < KW; ++k) acc += w[k] * xr[base + k * dw];
+    yr[ow] = acc;
+  }
+}
+
+/// Depthwise 2-D (or 1-D as 2-D with height 1) conv of one plane: y = bias + the taps of each
+/// kernel row in turn; taps reading padding are skipped. The order of the additions depends on
+/// the geometry only.
 template <class T>
-void depthwise_plane(const window_geometry& g, const T* x, const T* w, T bias, T* y) {
+void depthwise_plane(const window_geometry& g, const T* x, const T* w, T bias, T* y, std::vector<T>& scratch) {
   const bool two_d = g.rank() == 2;
   const std::int64_t ih_n = two_d ? g.in[0] : 1, iw_n = g.in[g.rank() - 1];
   const std::int64_t oh_n = two_d ? g.out[0] : 1, ow_n = g.out[g.rank() - 1];
@@ -208,6 +255,28 @@ void depthwise_plane(const window_geometry& g, const T* x, const T* w, T bias, T
   const std::int64_t sh = two_d ? g.stride[0] : 1, sw = g.stride[g.rank() - 1];
   const std::int64_t dh = two_d ? g.dilation[0] : 1, dw = g.dilation[g.rank() - 1];
   const std::int64_t ph = two_d ? g.pad_begin[0] : 0, pw = g.pad_begin[g.rank() - 1];
+  // Output columns [lo, hi) whose tap at input offset `off` lies inside the row.
+  auto lo_of = [&](std::int64_t off) { return off >= 0 ? std::int64_t{0} : std::min(ow_n, (-off + sw - 1) / sw); };
+  auto hi_of = [&](std::int64_t off) { return iw_n - 1 - off < 0 ? std::int64_t{0} : std::min(ow_n, (iw_n - 1 - off) / sw + 1); };
+  // Columns where every tap of a kernel row is inside: first tap's lo, last tap's hi.
+  const std::int64_t in_lo = lo_of(-pw), in_hi = std::max(in_lo, hi_of((kw_n - 1) * dw - pw));
+  const bool fused = kw_n == 3 || kw_n == 5 || kw_n == 7;
+  // Stride 2: even and odd columns of every input row, each row padded to half_w entries.
+  const std::int64_t half_w = (iw_n + 1) / 2;
+  const bool split = fused && sw == 2 && dw == 1 && in_lo < in_hi;
+  if (split) {
+    scratch.resize(static_cast<std::size_t>(2 * ih_n * half_w));
+    for (std::int64_t r = 0; r < ih_n; ++r) {
+      T* e = scratch.data() + r * half_w;
+      T* o = scratch.data() + (ih_n + r) * half_w;
+      const T* xr = x + r * iw_n;
+      for (std::int64_t j = 0; j < iw_n / 2; ++j) {
+        e[j] = xr[2 * j];
+        o[j] = xr[2 * j + 1];
+      }
+      if (iw_n % 2) e[half_w - 1] = xr[iw_n - 1];
+    }
+  }
   for (std::int64_t oh = 0; oh < oh_n; ++oh) {
     T* yr = y + oh * ow_n;
     std::fill(yr, yr + ow_n, bias);
@@ -215,16 +284,26 @@ void depthwise_plane(const window_geometry& g, const T* x, const T* w, T bias, T
       const std::int64_t ih = oh * sh - ph + kh * dh;
       if (ih < 0 || ih >= ih_n) continue;
       const T* xr = x + ih * iw_n;
+      const T* wr = w + kh * kw_n;
+      const T* even = split ? scratch.data() + ih * half_w : nullptr;
+      const T* odd = split ? scratch.data() + (ih_n + ih) * half_w : nullptr;
+      if (kw_n == 3) depthwise_row_interior<T, 3>(yr, xr, even, odd, wr, in_lo, in_hi, sw, dw, pw);
+      else if (kw_n == 5) depthwise_row_interior<T, 5>(yr, xr, even, odd, wr, in_lo, in_hi, sw, dw, pw);
+      else if (kw_n == 7) depthwise_row_interior<T, 7>(yr, xr, even, odd, wr, in_lo, in_hi, sw, dw, pw);
+      // Every other width, and the border columns of these, one tap at a time.
       for (std::int64_t kw = 0; kw < kw_n; ++kw) {
-        const T wv = w[kh * kw_n + kw];
+        const T wv = wr[kw];
         const std::int64_t off = kw * dw - pw;
-        const std::int64_t lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
-        const std::int64_t hi = iw_n - 1 - off < 0 ? 0 : std::min(ow_n, (iw_n - 1 - off) / sw + 1);
-        if (sw == 1) {
-          for (std::int64_t ow = lo; ow < hi; ++ow) yr[ow] += wv * xr[ow + off];
-        } else {
-          for (std::int64_t ow = lo; ow < hi; ++ow) yr[ow] += wv * xr[ow * sw + off];
+        const std::int64_t lo = lo_of(off), hi = std::max(lo, hi_of(off));
+        auto tap = [&](std::int64_t a, std::int64_t b) {
+          for (std::int64_t ow = a; ow < b; ++ow) yr[ow] += wv * xr[ow * sw + off];
+        };
+        if (!fused) {
+          tap(lo, hi);
+          continue;
         }
+        tap(lo, std::min(hi, in_lo));
+        tap(std::max(lo, in_hi), hi);
       }
     }
   }
@@ -248,11 +327,12 @@ void conv_forward(const conv_problem& p, const T* x, const T* w, const T* bias, 
 
   if (cg == 1 && g.rank() <= 2) {
     // Depthwise: one task per output plane.
-    parallel_tasks(groups * static_cast<std::size_t>(mg), threads, [&](std::size_t t, std::size_t) {
+    std::vector<std::vector<T>> scratch(static_cast<std::size_t>(std::max(threads, 1)));
+    parallel_tasks(groups * static_cast<std::size_t>(mg), threads, [&](std::size_t t, std::size_t worker) {
       const auto plane = static_cast<std::int64_t>(t);  // = n * M + m
       const std::int64_t m = plane % p.out_channels, n = plane / p.out_channels;
       const std::int64_t c = m / mg;
-      depthwise_plane(g, x + (n * p.in_channels + c) * pin, w + m * ks, bias ? bias[m] : T(0), y + plane * pout);
+      depthwise_plane(g, x + (n * p.in_channels + c) * pin, w + m * ks, bias ? bias[m] : T(0), y + plane * pout, scratch[worker]);
     });
     return;
   }
