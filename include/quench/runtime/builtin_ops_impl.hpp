@@ -8,6 +8,10 @@
 #include "quench/core/config.hpp"
 #include "quench/runtime/op_registry.hpp"
 #include "quench/runtime/ops/elementwise.hpp"
+#include "quench/runtime/ops/shape_ops.hpp"
+#include "quench/runtime/ops/resize.hpp"
+#include "quench/runtime/ops/reduce.hpp"
+#include "quench/runtime/ops/quantize_ops.hpp"
 #include "quench/runtime/ops/conv.hpp"
 #include "quench/runtime/ops/matmul.hpp"
 #include "quench/runtime/ops/norm.hpp"
@@ -24,6 +28,10 @@ inline const op_registry& builtin_ops() {
   static const op_registry registry = [] {
     op_registry r;
     register_elementwise_ops(r);
+    register_shape_ops(r);
+    register_resize_ops(r);
+    register_reduce_ops(r);
+    register_quantize_ops(r);
     register_conv_ops(r);
     register_matmul_ops(r);
     register_norm_ops(r);
