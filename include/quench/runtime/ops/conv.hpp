@@ -342,7 +342,7 @@ void conv_forward(const conv_problem& p, const T* x, const T* w, const T* bias, 
     pointwise = pointwise && g.kernel[i] == 1 && g.stride[i] == 1 && g.pad_begin[i] == 0 && g.pad_end[i] == 0;
   const std::int64_t tile = conv_tile_width(k, pout);
   const std::int64_t tiles = (pout + tile - 1) / tile;
-  std::vector<std::vector<T>> scratch(static_cast<std::size_t>(std::max(threads, 1)));
+  std::vector<gemm_scratch<T>> scratch(static_cast<std::size_t>(std::max(threads, 1)));
   parallel_tasks(groups * static_cast<std::size_t>(tiles), threads, [&](std::size_t t, std::size_t worker) {
     const std::int64_t ng = static_cast<std::int64_t>(t) / tiles, j0 = static_cast<std::int64_t>(t) % tiles * tile;
     const std::int64_t n = ng / p.group, gi = ng % p.group;
@@ -352,7 +352,7 @@ void conv_forward(const conv_problem& p, const T* x, const T* w, const T* bias, 
     T* yg = y + (n * p.out_channels + gi * mg) * pout + j0;
     matrix_operand<T> rhs{xg + j0, pin, false};
     if (!pointwise) {
-      std::vector<T>& col = scratch[worker];
+      gemm_scratch<T>& col = scratch[worker];
       col.resize(static_cast<std::size_t>(k * tile));
       im2col(p, xg, cg, j0, cols, col.data());
       rhs = {col.data(), cols, false};
@@ -630,13 +630,13 @@ inline void run_conv_transpose(op_context& ctx) {
     // Output channels per task: the col block stays near 2^20 elements.
     const std::int64_t per_task = std::clamp<std::int64_t>((std::int64_t{1} << 20) / std::max<std::int64_t>(ks * pin, 1), 1, mg);
     const std::int64_t tiles = (mg + per_task - 1) / per_task;
-    std::vector<std::vector<T>> scratch(static_cast<std::size_t>(std::max(ctx.threads(), 1)));
+    std::vector<gemm_scratch<T>> scratch(static_cast<std::size_t>(std::max(ctx.threads(), 1)));
     parallel_tasks(static_cast<std::size_t>(n_batch * group * tiles), ctx.threads(), [&](std::size_t t, std::size_t worker) {
       const std::int64_t ti = static_cast<std::int64_t>(t);
       const std::int64_t m0 = ti % tiles * per_task, ng = ti / tiles;
       const std::int64_t n = ng / group, gi = ng % group;
       const std::int64_t count = std::min(per_task, mg - m0);
-      std::vector<T>& col = scratch[worker];
+      gemm_scratch<T>& col = scratch[worker];
       col.resize(static_cast<std::size_t>(per_task * ks * pin));
       // col[(m, k) x p] = sum_c W[c, m, k] * X[c, p] over this group's input channels.
       const T* wg = pw + gi * cg * mg * ks + m0 * ks;

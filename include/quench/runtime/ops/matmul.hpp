@@ -79,6 +79,12 @@ using const_matrix_map = Eigen::Map<const row_matrix<T>, Eigen::Unaligned, Eigen
 template <class T>
 using matrix_map = Eigen::Map<row_matrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
 
+/// Scratch memory that Eigen reads, aligned to Eigen's packet size: whether Eigen takes an
+/// aligned or a peeled path then never depends on where malloc put a buffer or which worker's
+/// buffer a tile landed in, so results are the same bits in every run and for any thread count.
+template <class T>
+using gemm_scratch = std::vector<T, Eigen::aligned_allocator<T>>;
+
 /// A matrix in row-major memory: element (i, j) of op(X) is p[i * ld + j], or p[j * ld + i] when
 /// `trans` (X stored transposed).
 template <class T>
@@ -580,7 +586,7 @@ struct einsum_operand {
   const T* p = nullptr;
   std::vector<int> labels;
   std::vector<std::int64_t> dims, strides;
-  std::shared_ptr<std::vector<T>> storage;  ///< owns p for intermediates
+  std::shared_ptr<gemm_scratch<T>> storage;  ///< owns p for intermediates
 
   std::int64_t dim_of(int label) const {
     for (std::size_t i = 0; i < labels.size(); ++i)
@@ -619,7 +625,7 @@ void gather_strided(const T* src, const std::vector<std::int64_t>& dims, const s
 }
 
 template <class T>
-einsum_operand<T> contiguous_operand(std::vector<int> labels, std::vector<std::int64_t> dims, std::shared_ptr<std::vector<T>> data) {
+einsum_operand<T> contiguous_operand(std::vector<int> labels, std::vector<std::int64_t> dims, std::shared_ptr<gemm_scratch<T>> data) {
   einsum_operand<T> o;
   o.labels = std::move(labels);
   o.dims = std::move(dims);
@@ -662,7 +668,7 @@ einsum_operand<T> materialize(const einsum_operand<T>& o, const std::vector<int>
   reorder(o, order, dims, strides);
   std::int64_t total = 1;
   for (auto d : dims) total *= d;
-  auto data = std::make_shared<std::vector<T>>(static_cast<std::size_t>(total));
+  auto data = std::make_shared<gemm_scratch<T>>(static_cast<std::size_t>(total));
   gather_strided(o.p, dims, strides, data->data());
   return contiguous_operand<T>(order, std::move(dims), std::move(data));
 }
@@ -683,7 +689,7 @@ einsum_operand<T> sum_out(const einsum_operand<T>& o, const std::vector<int>& ke
     rows *= kept_dims.back();
   }
   for (int l : summed) cols *= o.dim_of(l);
-  auto data = std::make_shared<std::vector<T>>(static_cast<std::size_t>(rows));
+  auto data = std::make_shared<gemm_scratch<T>>(static_cast<std::size_t>(rows));
   for (std::int64_t r = 0; r < rows; ++r) {
     T acc = T(0);
     for (std::int64_t c = 0; c < cols; ++c) acc = static_cast<T>(acc + m.p[r * cols + c]);
@@ -770,7 +776,7 @@ einsum_operand<T> contract(const op_context& ctx, einsum_operand<T> a, einsum_op
   std::vector<int> labels = cat({&batch, &free_a, &free_b});
   std::vector<std::int64_t> dims;
   for (int l : labels) dims.push_back(a.has(l) ? a.dim_of(l) : b.dim_of(l));
-  auto data = std::make_shared<std::vector<T>>(static_cast<std::size_t>(nb * m * n));
+  auto data = std::make_shared<gemm_scratch<T>>(static_cast<std::size_t>(nb * m * n));
   gemm_batch<T> g;
   g.m = m;
   g.n = n;
