@@ -32,14 +32,6 @@ inline const tensor* constant_tensor(const value* v) noexcept {
   return v->initializer();
 }
 
-/// Calls `f(graph&)` on `g` and, depth first, on every sub-graph of its nodes.
-template <class F>
-void for_each_graph(graph& g, F&& f) {
-  f(g);
-  for (node* n : g.nodes())
-    for (graph* sub : n->subgraphs()) for_each_graph(*sub, f);
-}
-
 /// Sub-graphs refer to an enclosing value by name through a stand-in. After `v` was renamed, or
 /// took over the uses of another value, renames its stand-ins (and theirs, one scope further
 /// down) to v's name; `stale` lists the names they may still carry.
