@@ -152,8 +152,17 @@ async function comparePair(fileA, fileB, o) {
       const rand = mulberry32(o.seed + run);
       const feeds = {};
       for (const meta of sa.inputMetadata) feeds[meta.name] = randomTensor(meta, o, rand);
-      const ra = await sa.run(feeds);
-      const rb = await sb.run(feeds);
+      // Say which model failed: an original that cannot run on random inputs (an index input out
+      // of range, say) is no difference the passes made.
+      const runModel = async (s, which) => {
+        try {
+          return await s.run(feeds);
+        } catch (e) {
+          throw new Error(`${which} model: ${e.message || e}`);
+        }
+      };
+      const ra = await runModel(sa, 'first');
+      const rb = await runModel(sb, 'second');
       for (const name of sa.outputNames) {
         const c = compareOutput(name, ra[name], rb[name]);
         const prev = result.outputs[name];
