@@ -92,6 +92,17 @@ TEST_CASE("nearest: half_pixel with round_prefer_floor by default, the four roun
         std::vector<std::int32_t>{5, 5, 5, 6, 6, 6, 6, 6});
 }
 
+TEST_CASE("sizes from scales are computed in float, as ONNX Runtime: 10 x 0.7f gives 7, not 6") {
+  const tensor x(dtype::float32, {10});
+  const tensor s = floats({1}, {0.7f});
+  CHECK(run_op("Resize", 13, {&x, nullptr, &s})[0].shape() == quench::shape{7});
+  // A length-1 output of pytorch_half_pixel reads coordinate 0 (the operator text; the reference uses -0.5).
+  const tensor r = ramp(4);
+  const tensor one = tensor::from<std::int64_t>({1}, {1});
+  CHECK(values<float>(run_op("Resize", 13, {&r, nullptr, nullptr, &one},
+                             strings({{"mode", "cubic"}, {"coordinate_transformation_mode", "pytorch_half_pixel"}}))[0]) == std::vector<float>{0.f});
+}
+
 TEST_CASE("Upsample-7/9 and Resize-10: asymmetric, nearest rounds down when upsampling and up when downsampling") {
   const tensor x = floats({1, 1, 2, 2}, {1, 2, 3, 4});
   const auto up7 = run_op("Upsample", 7, {&x}, [](quench::node& n) {

@@ -315,6 +315,16 @@ TEST_CASE("Cast: float16, bfloat16, float8 with saturate, bool, integers; string
   CHECK(run_op("CastLike", 15, {&f, &like})[0].dtype() == dtype::float64);
 
   CHECK_THROWS_WITH(run_op("Cast", 13, {&f}, 1, to(dtype::string)), doctest::Contains("cast to string is not supported"));
+
+  // Out-of-range and NaN conversions are undefined in C++; quench gives what ONNX Runtime gives on
+  // x86-64 (checked against onnxruntime-node 1.30).
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  const tensor odd = tensor::from<float>({6}, {-1.f, 300.6f, -1e10f, 3e9f, nan, -inf});
+  CHECK(values<std::uint8_t>(run_op("Cast", 13, {&odd}, 1, to(dtype::uint8))[0]) == std::vector<std::uint8_t>{255, 44, 0, 0, 0, 0});
+  const std::int32_t lo = std::numeric_limits<std::int32_t>::min();
+  CHECK(values<std::int32_t>(run_op("Cast", 13, {&odd}, 1, to(dtype::int32))[0]) == std::vector<std::int32_t>{-1, 300, lo, lo, lo, lo});
+  CHECK(values<std::uint32_t>(run_op("Cast", 13, {&odd}, 1, to(dtype::uint32))[0]) ==
+        std::vector<std::uint32_t>{4294967295u, 300, 2147483648u, 3000000000u, 0, 2147483648u});
 }
 
 TEST_CASE("Constant, ConstantOfShape, Range, Identity and Dropout") {

@@ -1,25 +1,36 @@
 #pragma once
 // Resize (opsets 10, 11, 13, 18, 19) and Upsample (7, 9).
 //
-// Semantics follow the ONNX reference implementation (onnx/reference/ops/op_resize.py, which
-// produced the backend test data) in double precision:
+// Semantics are the ONNX operator's, checked against two references that agree almost
+// everywhere: the ONNX reference implementation (onnx/reference/ops/op_resize.py, which produced
+// the backend test data) and ONNX Runtime 1.30.
 //
 //   * output size: floor(input * scale) from scales, or `sizes` (with keep_aspect_ratio_policy
 //     not_larger / not_smaller: one scale for all listed axes, sizes rounded half up);
 //   * the coordinate transforms half_pixel, half_pixel_symmetric, pytorch_half_pixel,
-//     align_corners, asymmetric, tf_half_pixel_for_nn (opset 11 only) and tf_crop_and_resize,
-//     all computed with the scale, not with the ratio of the integer sizes;
+//     align_corners, asymmetric, tf_half_pixel_for_nn (opset 11 only) and tf_crop_and_resize;
 //   * nearest with round_prefer_floor / round_prefer_ceil / floor / ceil; linear and cubic
 //     (cubic_coeff_a, exclude_outside) over any number of axes; antialias (18) widening the
 //     linear/cubic kernels by 1/scale when downsampling; neighbours beyond the border repeat the
 //     edge element; tf_crop_and_resize writes extrapolation_value outside the region of interest.
 //
+// Where the two references differ:
+//   * scales, sizes and source coordinates are computed in float as ONNX Runtime does (the
+//     reference uses double); this decides nearest rounding when a coordinate is within a float
+//     rounding error of an integer, and the output size for scales such as 0.7f * 10;
+//   * align_corners given scales divides by scale * input length, as the reference and its test
+//     data do; ONNX Runtime divides by the integer output length (and fails those tests);
+//   * pytorch_half_pixel maps a length-1 output to 0 as the operator text and ONNX Runtime say
+//     (the reference uses -0.5);
+//   * tf_crop_and_resize applies the roi on every axis, scale 1 included, as the operator text
+//     and the reference do; ONNX Runtime leaves scale-1 axes alone.
+//
 // Before opset 11 (Resize-10, Upsample) coordinates are asymmetric and nearest rounds the way
 // ONNX Runtime's "simple" mode does: down when upsampling, up when downsampling.
 //
-// The roi does not change the output size, as in the reference and in ONNX Runtime, although the
-// operator text multiplies it in. Linear and cubic modes take float and double inputs; nearest
-// any numeric type. Separable: each resized axis is one pass, innermost first, in double.
+// The roi does not change the output size, as in both references, although the operator text
+// multiplies it in. Linear and cubic modes take float and double inputs; nearest any numeric
+// type. Separable: each resized axis is one pass, innermost first, accumulating in double.
 
 #include <algorithm>
 #include <cmath>
@@ -190,31 +201,35 @@ inline int tap_weights(const resize_attrs& a, double ratio, double scale, std::v
   return start;
 }
 
-/// The input coordinate of output index x, in the reference's operation order.
-inline double source_coordinate(const resize_attrs& a, double x, std::size_t in, std::size_t out, double scale, double out_f,
-                                double roi_start, double roi_end) {
-  const double in_d = static_cast<double>(in);
+/// The input coordinate of output index x. Computed in float with ONNX Runtime's operation
+/// order, so that nearest rounding agrees with it where a coordinate lands on a tie. `length` is
+/// the resized length: the integer output size, except for align_corners given scales, where the
+/// reference divides by scale * input length (the backend test data depend on it; ONNX Runtime
+/// uses the integer size and fails those two tests).
+inline float source_coordinate(const resize_attrs& a, float x, std::size_t in, std::size_t out, float scale, float align_length,
+                               float roi_start, float roi_end) {
+  const auto in_f = static_cast<float>(in);
+  const auto length = static_cast<float>(out);
   switch (a.transform) {
-    case coord::half_pixel: return (x + 0.5) / scale - 0.5;
+    case coord::half_pixel: return (x + 0.5f) / scale - 0.5f;
     case coord::half_pixel_symmetric: {
-      const double adjustment = static_cast<double>(out) / out_f;
-      const double offset = in_d / 2 * (1 - adjustment);
-      return offset + (x + 0.5) / scale - 0.5;
+      const float adjustment = length / (scale * in_f);
+      const float offset = in_f / 2 * (1 - adjustment);
+      return static_cast<float>(offset + (x + 0.5) / scale - 0.5);
     }
-    case coord::pytorch_half_pixel: return out_f == 1 ? -0.5 : (x + 0.5) / scale - 0.5;
-    case coord::align_corners: return out_f == 1 ? 0.0 : x * (in_d - 1) / (out_f - 1);
+    case coord::pytorch_half_pixel: return length > 1 ? (x + 0.5f) / scale - 0.5f : 0.f;
+    case coord::align_corners: return align_length == 1 ? 0.f : x * (in_f - 1) / (align_length - 1);
     case coord::asymmetric: return x / scale;
-    case coord::tf_half_pixel_for_nn: return (x + 0.5) / scale;
-    case coord::tf_crop_and_resize: {
-      const double c = out_f == 1 ? (roi_end - roi_start) * (in_d - 1) / 2 : x * (roi_end - roi_start) * (in_d - 1) / (out_f - 1);
-      return c + roi_start * (in_d - 1);
-    }
+    case coord::tf_half_pixel_for_nn: return (x + 0.5f) / scale;
+    case coord::tf_crop_and_resize:
+      return length > 1 ? roi_start * (in_f - 1) + (x * (roi_end - roi_start) * (in_f - 1)) / (length - 1)
+                        : static_cast<float>(0.5 * (roi_start + roi_end) * (in_f - 1));
   }
-  return 0.0;
+  return 0.f;
 }
 
-inline axis_map make_axis_map(const resize_attrs& a, std::size_t in, std::size_t out, double scale, double out_f, double roi_start,
-                              double roi_end) {
+inline axis_map make_axis_map(const resize_attrs& a, std::size_t in, std::size_t out, float scale, float align_length, float roi_start,
+                              float roi_end) {
   axis_map m;
   m.in = in;
   m.out = out;
@@ -226,7 +241,7 @@ inline axis_map make_axis_map(const resize_attrs& a, std::size_t in, std::size_t
   m.weight.reserve(out * m.taps);
   const auto last = static_cast<std::int64_t>(in) - 1;
   for (std::size_t o = 0; o < out; ++o) {
-    const double x = source_coordinate(a, static_cast<double>(o), in, out, scale, out_f, roi_start, roi_end);
+    const double x = source_coordinate(a, static_cast<float>(o), in, out, scale, align_length, roi_start, roi_end);
     if (a.transform == coord::tf_crop_and_resize && (x < 0 || x > static_cast<double>(last))) {
       m.outside[o] = 1;
       m.index.insert(m.index.end(), m.taps, 0);
@@ -389,20 +404,24 @@ void run_resize(op_context& ctx) {
     ctx.fail(errc::shape_mismatch, "tf_crop_and_resize needs a roi of " + std::to_string(2 * axes.size()) + " values, found " +
                                        std::to_string(roi.size()));
 
-  std::vector<double> scale(r, 1.0), out_f(r), roi_s(r, 0.0), roi_e(r, 1.0);
+  // Scales and output sizes in float, as ONNX Runtime computes them: floor(scale * input)
+  // rounds the same way for scales such as 0.7f * 10.
+  std::vector<float> scale(r, 1.f), align_length(r), roi_s(r, 0.f), roi_e(r, 1.f);
   std::vector<std::size_t> out(r);
-  for (std::size_t a2 = 0; a2 < r; ++a2) {
-    out[a2] = static_cast<std::size_t>(x.shape()[a2]);
-    out_f[a2] = static_cast<double>(out[a2]);
+  for (std::size_t ax = 0; ax < r; ++ax) {
+    out[ax] = static_cast<std::size_t>(x.shape()[ax]);
+    align_length[ax] = static_cast<float>(out[ax]);
   }
   if (!scales.empty()) {
     for (std::size_t i = 0; i < axes.size(); ++i) {
       const std::size_t ax = axes[i];
-      if (!(scales[i] > 0) || !std::isfinite(scales[i]))
+      const auto s = static_cast<float>(scales[i]);
+      if (!(s > 0) || !std::isfinite(s))
         ctx.fail(errc::invalid_value, "scale " + std::to_string(scales[i]) + " on axis " + std::to_string(ax) + " is not positive");
-      scale[ax] = scales[i];
-      out_f[ax] = scales[i] * static_cast<double>(x.shape()[ax]);
-      out[ax] = static_cast<std::size_t>(std::floor(out_f[ax]));
+      if (Upsample && s < 1) ctx.fail(errc::invalid_value, "Upsample scale " + std::to_string(scales[i]) + " on axis " + std::to_string(ax) + " is below 1");
+      scale[ax] = s;
+      align_length[ax] = s * static_cast<float>(x.shape()[ax]);
+      out[ax] = static_cast<std::size_t>(align_length[ax]);
     }
   } else {
     for (std::size_t i = 0; i < axes.size(); ++i)
@@ -413,32 +432,34 @@ void run_resize(op_context& ctx) {
       for (std::size_t i = 0; i < axes.size(); ++i) {
         const std::size_t ax = axes[i];
         out[ax] = static_cast<std::size_t>(sizes[i]);
-        out_f[ax] = static_cast<double>(sizes[i]);
-        scale[ax] = x.shape()[ax] ? static_cast<double>(sizes[i]) / static_cast<double>(x.shape()[ax]) : 1.0;
+        align_length[ax] = static_cast<float>(sizes[i]);
+        scale[ax] = x.shape()[ax] ? static_cast<float>(sizes[i]) / static_cast<float>(x.shape()[ax]) : 1.f;
       }
     } else {
-      double s = a.policy == aspect::not_larger ? HUGE_VAL : 0.0;
+      // One scale for every listed axis, the smallest (not_larger) or largest (not_smaller) of
+      // the ratios; the sizes become scale * input rounded half up.
+      float s = a.policy == aspect::not_larger ? HUGE_VALF : 0.f;
       for (std::size_t i = 0; i < axes.size(); ++i) {
-        const double f = static_cast<double>(sizes[i]) / static_cast<double>(x.shape()[axes[i]]);
+        const float f = static_cast<float>(sizes[i]) / static_cast<float>(x.shape()[axes[i]]);
         s = a.policy == aspect::not_larger ? std::min(s, f) : std::max(s, f);
       }
       for (std::size_t ax : axes) {
         scale[ax] = s;
-        out_f[ax] = s * static_cast<double>(x.shape()[ax]);
-        out[ax] = static_cast<std::size_t>(out_f[ax] + 0.5);  // round half up, as the reference
+        align_length[ax] = s * static_cast<float>(x.shape()[ax]);
+        out[ax] = static_cast<std::size_t>(align_length[ax] + 0.5f);
       }
     }
   }
   if (a.transform == coord::tf_crop_and_resize)
     for (std::size_t i = 0; i < axes.size(); ++i) {
-      roi_s[axes[i]] = roi[i];
-      roi_e[axes[i]] = roi[i + axes.size()];
+      roi_s[axes[i]] = static_cast<float>(roi[i]);
+      roi_e[axes[i]] = static_cast<float>(roi[i + axes.size()]);
     }
 
   std::vector<axis_map> maps(r);
   for (std::size_t ax = 0; ax < r; ++ax) {
     if (out[ax] > 0 && x.shape()[ax] == 0) ctx.fail(errc::shape_mismatch, "cannot resize the empty axis " + std::to_string(ax));
-    maps[ax] = make_axis_map(a, static_cast<std::size_t>(x.shape()[ax]), out[ax], scale[ax], out_f[ax], roi_s[ax], roi_e[ax]);
+    maps[ax] = make_axis_map(a, static_cast<std::size_t>(x.shape()[ax]), out[ax], scale[ax], align_length[ax], roi_s[ax], roi_e[ax]);
   }
   if (a.mode == interp::nearest) {
     ctx.set_output(0, visit_numeric(x.dtype(), ctx, [&](auto tag) { return resize_nearest<decltype(tag)>(x, maps, a.extrapolation); }));

@@ -1012,23 +1012,32 @@ decltype(auto) visit_native(dtype t, const op_context& ctx, F&& f) {
   return visit_numeric(t, ctx, std::forward<F>(f));
 }
 
-/// float -> integer as ONNX Runtime's static_cast and numpy's astype behave on x86-64: truncation
-/// toward zero through a 32-bit conversion for types up to 32 bits (64-bit for int64, uint32 and
-/// uint64); a NaN or out-of-range value gives the "integer indefinite" minimum, then wraps to
-/// the target width. C++ leaves these cases undefined, so they are spelled out.
+/// float -> integer as ONNX Runtime and numpy behave on x86-64, where C++ leaves NaN and
+/// out-of-range values undefined: the truncating conversion to int32 (int64 for 64-bit targets)
+/// gives the "integer indefinite" minimum for them, and narrower types keep its low bits.
+/// Unsigned 32/64-bit targets convert values from 2^31 (2^63) up as x - 2^31 with the top bit
+/// set, the sequences compilers emit; so +inf gives 0, -inf and large negatives 2^31 (2^63), and
+/// NaN 0 for uint32 but 2^63 for uint64.
 template <class To, class From>
 To float_to_int(From v) noexcept {
   const double d = static_cast<double>(v);
-  if constexpr (std::is_same_v<To, std::uint64_t>) {
-    if (d >= 9223372036854775808.0 && d < 18446744073709551616.0) return static_cast<std::uint64_t>(d);
-  }
-  if constexpr (sizeof(To) < 4 || std::is_same_v<To, std::int32_t>) {
-    const std::int32_t i = (d > -2147483649.0 && d < 2147483648.0) ? static_cast<std::int32_t>(d) : std::numeric_limits<std::int32_t>::min();
-    return static_cast<To>(i);
+  auto cvtt32 = [](double x) -> std::int32_t {
+    return (x > -2147483649.0 && x < 2147483648.0) ? static_cast<std::int32_t>(x) : std::numeric_limits<std::int32_t>::min();
+  };
+  auto cvtt64 = [](double x) -> std::int64_t {
+    return (x >= -9223372036854775808.0 && x < 9223372036854775808.0) ? static_cast<std::int64_t>(x)
+                                                                     : std::numeric_limits<std::int64_t>::min();
+  };
+  if constexpr (std::is_same_v<To, std::uint32_t>) {
+    if (d < 2147483648.0) return static_cast<std::uint32_t>(cvtt32(d));
+    return static_cast<std::uint32_t>(cvtt32(d - 2147483648.0)) ^ 0x80000000u;
+  } else if constexpr (std::is_same_v<To, std::uint64_t>) {
+    if (!(d >= 9223372036854775808.0)) return static_cast<std::uint64_t>(cvtt64(d));  // NaN: 2^63
+    return static_cast<std::uint64_t>(cvtt64(d - 9223372036854775808.0)) ^ 0x8000000000000000u;
+  } else if constexpr (sizeof(To) <= 4) {
+    return static_cast<To>(cvtt32(d));
   } else {
-    const std::int64_t i = (d >= -9223372036854775808.0 && d < 9223372036854775808.0) ? static_cast<std::int64_t>(d)
-                                                                                     : std::numeric_limits<std::int64_t>::min();
-    return static_cast<To>(i);
+    return static_cast<To>(cvtt64(d));
   }
 }
 
