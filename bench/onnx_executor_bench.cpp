@@ -27,8 +27,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// The source tree, found from this file's path (the build passes absolute source paths).
-const std::string source_dir = fs::path(__FILE__).parent_path().parent_path().string();
+/// The source tree (bench/CMakeLists.txt defines QUENCH_SOURCE_DIR).
+const std::string source_dir = QUENCH_SOURCE_DIR;
 
 const fs::path& model_dir() {
   static const fs::path dir = [] {
