@@ -551,7 +551,9 @@ inline void slice_impl(op_context& ctx, const tensor& x, const std::vector<std::
     if (b < 0) b += d;
     if (e < 0) e += d;
     std::int64_t count;
-    if (step > 0) {
+    if (d == 0) {
+      count = 0;
+    } else if (step > 0) {
       b = std::clamp<std::int64_t>(b, 0, d);
       e = std::clamp<std::int64_t>(e, 0, d);
       count = e > b ? (e - b + step - 1) / step : 0;
@@ -661,7 +663,10 @@ inline void run_gather_elements(op_context& ctx) {
 
 inline void run_expand(op_context& ctx) {
   const tensor& x = ctx.required_input(0);
-  const shape target(ints_of(ctx, ctx.required_input(1), "shape"));
+  const auto dims = ints_of(ctx, ctx.required_input(1), "shape");
+  for (std::int64_t d : dims)
+    if (d < 0) ctx.fail(errc::invalid_value, "shape entry " + std::to_string(d) + " is negative");
+  const shape target(dims);
   const shape out = broadcast_shapes({&x.shape(), &target}, ctx.node().context());
   const auto bs = broadcast_strides(x.shape(), out);
   std::vector<std::int64_t> strides(bs.begin(), bs.end());
@@ -980,12 +985,10 @@ inline void run_range(op_context& ctx) {
     const T start = s.view<T>()[0], limit = l.view<T>()[0], delta = d.view<T>()[0];
     if (delta == T(0)) ctx.fail(errc::invalid_value, "delta is 0");
     std::int64_t n;
-    if constexpr (std::is_floating_point_v<T>) {
-      n = static_cast<std::int64_t>(std::max(std::ceil((static_cast<double>(limit) - static_cast<double>(start)) / static_cast<double>(delta)), 0.0));
-    } else {
-      const auto span = static_cast<double>(limit) - static_cast<double>(start);
-      n = static_cast<std::int64_t>(std::max(std::ceil(span / static_cast<double>(delta)), 0.0));
-    }
+    const double count = std::ceil((static_cast<double>(limit) - static_cast<double>(start)) / static_cast<double>(delta));
+    // A non-finite bound or a count beyond any memory is a broken model, not an allocation to try.
+    if (!(count < 1e12)) ctx.fail(errc::invalid_value, "start, limit and delta give " + std::to_string(count) + " elements");
+    n = count > 0 ? static_cast<std::int64_t>(count) : 0;
     tensor y(s.dtype(), shape{n});
     auto v = y.view<T>();
     for (std::int64_t i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = static_cast<T>(start + static_cast<T>(i) * delta);
