@@ -184,6 +184,8 @@ TEST_CASE("Slice clamps starts and ends, walks negative steps, and takes attribu
   CHECK(values<float>(y[0]) == std::vector<float>{5, 6, 9, 10});
   const tensor zero = ints({0});
   CHECK_THROWS_WITH(run_op("Slice", 13, {&x, &st, &en, &ax, &zero}), doctest::Contains("step 0"));
+  const tensor empty(dtype::float32, {0});
+  CHECK(run_op("Slice", 13, {&empty, &st, &en, &ax, &step})[0].shape() == quench::shape{0});
 }
 
 TEST_CASE("Gather, GatherElements, Expand and Tile") {
@@ -205,6 +207,9 @@ TEST_CASE("Gather, GatherElements, Expand and Tile") {
   const auto e = run_op("Expand", 13, {&row, &shp});
   CHECK(dims(e[0]) == std::vector<std::int64_t>{2, 1, 3});
   CHECK(values<float>(e[0]) == std::vector<float>{0, 1, 2, 0, 1, 2});
+
+  const tensor neg = ints({-2, 3});
+  CHECK_THROWS_WITH(run_op("Expand", 13, {&row, &neg}), doctest::Contains("node 'n' (Expand): shape entry -2 is negative"));
 
   const tensor reps = ints({2, 2});
   const tensor small = iota_f({1, 2});
@@ -348,6 +353,8 @@ TEST_CASE("Constant, ConstantOfShape, Range, Identity and Dropout") {
   CHECK(values<float>(run_op("Range", 13, {&s, &l, &dl})[0]) == std::vector<float>{1.f, 1.25f, 1.5f, 1.75f});
   const tensor si = tensor::from<std::int32_t>({}, {10}), li = tensor::from<std::int32_t>({}, {4}), di = tensor::from<std::int32_t>({}, {-3});
   CHECK(values<std::int32_t>(run_op("Range", 13, {&si, &li, &di})[0]) == std::vector<std::int32_t>{10, 7});
+  const tensor inf = tensor::from<float>({}, {std::numeric_limits<float>::infinity()});
+  CHECK_THROWS_WITH(run_op("Range", 13, {&s, &inf, &dl}), doctest::Contains("elements"));
 
   const tensor x = iota_f({3});
   CHECK(values<float>(run_op("Identity", 13, {&x})[0]) == std::vector<float>{0, 1, 2});
