@@ -2,6 +2,7 @@
 // hand-checked cases through the executor and the errors they raise.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "quench/runtime/executor.hpp"
+#include "quench/runtime/ops/reduce.hpp"
 
 namespace rt = quench::runtime;
 using quench::attribute;
@@ -173,4 +175,28 @@ TEST_CASE("Softmax, LogSoftmax and Hardmax: coerced 2-D before opset 13, one axi
 
   const tensor xi = tensor::from<std::int32_t>({2}, {1, 2});
   CHECK_THROWS_WITH(run_op("Softmax", 13, {&xi}), doctest::Contains("element type int32"));
+}
+
+TEST_CASE("softmax's vectorizable exp stays within 2 ulp of exp and keeps the special values") {
+  namespace ro = quench::runtime::detail::reduce_ops;
+  double worst = 0;
+  for (float x = -87.f; x < 88.f; x += 0.000917f) {
+    const double want = std::exp(static_cast<double>(x));
+    worst = std::max(worst, std::fabs(static_cast<double>(ro::vector_exp(x)) - want) / want);
+  }
+  CHECK(worst < 2 * 5.97e-8);  // 2 ulp of float
+  CHECK(ro::vector_exp(0.f) == 1.f);
+  CHECK(ro::vector_exp(-std::numeric_limits<float>::infinity()) == 0.f);
+  CHECK(ro::vector_exp(-200.f) == 0.f);
+  CHECK(ro::vector_exp(100.f) == std::numeric_limits<float>::infinity());
+  CHECK(std::isnan(ro::vector_exp(std::numeric_limits<float>::quiet_NaN())));
+
+  // A masked attention row: -inf scores get exactly 0, the rest share 1.
+  const float inf = std::numeric_limits<float>::infinity();
+  const tensor x = tensor::from<float>({1, 5}, {0.5f, -inf, 1.5f, -inf, 0.5f});
+  const auto y = values<float>(run_op("Softmax", 13, {&x})[0]);
+  CHECK(y[1] == 0.f);
+  CHECK(y[3] == 0.f);
+  CHECK(y[0] + y[2] + y[4] == doctest::Approx(1.0));
+  CHECK(y[2] == doctest::Approx(std::exp(1.0) / (2 + std::exp(1.0))));
 }

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <string>
@@ -46,11 +47,13 @@ bool is_nan(T v) noexcept {
 // Each kind: init(), add(acc, x), finish(acc, count) -> T. Empty reductions give ONNX's identity
 // values: 0 for sums, 1 for products, -inf / lowest for Max, +inf / max for Min, NaN for Mean.
 struct sum_kind {
+  static constexpr bool additive = true;
   template <class T> static acc_t<T> init() { return 0; }
   template <class T> static void add(acc_t<T>& a, T x) { a += static_cast<acc_t<T>>(x); }
   template <class T> static T finish(acc_t<T> a, std::size_t) { return static_cast<T>(a); }
 };
 struct mean_kind {
+  static constexpr bool additive = true;
   template <class T> static acc_t<T> init() { return 0; }
   template <class T> static void add(acc_t<T>& a, T x) { a += static_cast<acc_t<T>>(x); }
   template <class T> static T finish(acc_t<T> a, std::size_t n) {
@@ -59,11 +62,13 @@ struct mean_kind {
   }
 };
 struct sum_square_kind {
+  static constexpr bool additive = true;
   template <class T> static acc_t<T> init() { return 0; }
   template <class T> static void add(acc_t<T>& a, T x) { a += static_cast<acc_t<T>>(x) * static_cast<acc_t<T>>(x); }
   template <class T> static T finish(acc_t<T> a, std::size_t) { return static_cast<T>(a); }
 };
 struct l1_kind {
+  static constexpr bool additive = true;
   template <class T> static acc_t<T> init() { return 0; }
   template <class T> static void add(acc_t<T>& a, T x) {
     if constexpr (std::is_unsigned_v<T>) a += x;
@@ -72,21 +77,25 @@ struct l1_kind {
   template <class T> static T finish(acc_t<T> a, std::size_t) { return static_cast<T>(a); }
 };
 struct l2_kind {
+  static constexpr bool additive = true;
   template <class T> static acc_t<T> init() { return 0; }
   template <class T> static void add(acc_t<T>& a, T x) { a += static_cast<acc_t<T>>(x) * static_cast<acc_t<T>>(x); }
   template <class T> static T finish(acc_t<T> a, std::size_t) { return static_cast<T>(std::sqrt(static_cast<double>(a))); }
 };
 struct log_sum_kind {
+  static constexpr bool additive = true;
   template <class T> static acc_t<T> init() { return 0; }
   template <class T> static void add(acc_t<T>& a, T x) { a += static_cast<acc_t<T>>(x); }
   template <class T> static T finish(acc_t<T> a, std::size_t) { return static_cast<T>(std::log(static_cast<double>(a))); }
 };
 struct prod_kind {
+  static constexpr bool additive = false;
   template <class T> static acc_t<T> init() { return 1; }
   template <class T> static void add(acc_t<T>& a, T x) { a *= static_cast<acc_t<T>>(x); }
   template <class T> static T finish(acc_t<T> a, std::size_t) { return static_cast<T>(a); }
 };
 struct max_kind {
+  static constexpr bool additive = false;
   template <class T> static acc_t<T> init() {
     if constexpr (std::is_floating_point_v<T>) return -std::numeric_limits<double>::infinity();
     else return static_cast<acc_t<T>>(std::numeric_limits<T>::lowest());
@@ -98,6 +107,7 @@ struct max_kind {
   template <class T> static T finish(acc_t<T> a, std::size_t) { return static_cast<T>(a); }
 };
 struct min_kind {
+  static constexpr bool additive = false;
   template <class T> static acc_t<T> init() {
     if constexpr (std::is_floating_point_v<T>) return std::numeric_limits<double>::infinity();
     else return static_cast<acc_t<T>>(std::numeric_limits<T>::max());
@@ -170,7 +180,25 @@ tensor reduce_typed(const tensor& x, const reduce_plan& p) {
   tensor y(x.dtype(), p.out_shape);
   const std::size_t n_out = p.out_shape.numel();
   std::vector<acc_t<T>> acc(n_out, Kind::template init<T>());
-  for_each_reduced<T>(x, p, [&](std::size_t o, T v) { Kind::template add<T>(acc[o], v); });
+  const T* in = x.view<T>().data();
+  const std::vector<std::size_t> strides[1] = {p.out_strides};
+  for_each_broadcast_run(x.shape(), strides, [&](std::size_t base, const std::size_t* offs, std::size_t n, const std::size_t* st) {
+    const T* v = in + base;
+    if (st[0] != 0) {
+      for (std::size_t j = 0; j < n; ++j) Kind::template add<T>(acc[offs[0] + j], v[j]);
+    } else if constexpr (Kind::additive) {
+      // A contiguous run into one output: four partial sums in a fixed order, so the adds
+      // overlap instead of waiting on each other.
+      acc_t<T> part[4] = {0, 0, 0, 0};
+      std::size_t j = 0;
+      for (; j + 4 <= n; j += 4)
+        for (std::size_t u = 0; u < 4; ++u) Kind::template add<T>(part[u], v[j + u]);
+      for (; j < n; ++j) Kind::template add<T>(part[0], v[j]);
+      acc[offs[0]] += (part[0] + part[1]) + (part[2] + part[3]);
+    } else {
+      for (std::size_t j = 0; j < n; ++j) Kind::template add<T>(acc[offs[0]], v[j]);
+    }
+  });
   auto out = y.view<T>();
   for (std::size_t o = 0; o < n_out; ++o) out[o] = Kind::template finish<T>(acc[o], p.count);
   return y;
@@ -337,6 +365,110 @@ void run_topk(op_context& ctx) {
 
 enum class softmax_kind { softmax, log_softmax, hardmax };
 
+inline std::int32_t float_bits(float f) noexcept {
+  std::int32_t i;
+  std::memcpy(&i, &f, 4);
+  return i;
+}
+inline float bits_float(std::int32_t i) noexcept {
+  float f;
+  std::memcpy(&f, &i, 4);
+  return f;
+}
+/// An integer ordered like the float it encodes (NaN aside); its own inverse. Selecting on
+/// integer comparisons keeps loops vectorizable, where float selects are not (a float compare may
+/// trap on NaN, so the compiler keeps the branch).
+inline std::int32_t order_key(std::int32_t b) noexcept { return b ^ ((b >> 31) & 0x7fffffff); }
+
+/// exp for float in straight-line code the compiler vectorizes: 2^n * e^r with n = round(x /
+/// ln 2), r reduced in two parts (Cody-Waite), e^r by the degree-6 polynomial of Cephes' expf.
+/// At most 1.4 ulp from the correctly rounded result on [-87.3, 88.4]; below, 0 (where expf
+/// returns subnormals under 1.2e-38); above, +inf; NaN stays NaN. About twice as fast as libm's
+/// expf with SSE2, more with wider vectors.
+inline float vector_exp(float x) noexcept {
+  const std::int32_t b = float_bits(x), k = order_key(b);
+  const std::int32_t k_hi = order_key(float_bits(88.3762626647949f));   // exp overflows above
+  const std::int32_t k_lo = order_key(float_bits(-87.3365447505531f));  // smallest normal result below
+  const std::int32_t over = -static_cast<std::int32_t>(k > k_hi), under = -static_cast<std::int32_t>(k < k_lo);
+  const float xc = bits_float(order_key((k & ~(over | under)) | (k_hi & over) | (k_lo & under)));
+  const float t = xc * 1.44269504088896341f + 12582912.f;  // + 1.5 * 2^23 rounds to an integer
+  const float n = t - 12582912.f;
+  const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.f;
+  const float scale = bits_float((float_bits(t) - 0x4b400000 + 127) << 23);
+  std::int32_t y = float_bits(p * scale);
+  y = (y & ~(over | under)) | (0x7f800000 & over);
+  const std::int32_t nan = -static_cast<std::int32_t>((b & 0x7fffffff) > 0x7f800000);
+  return bits_float((y & ~nan) | (b & nan));
+}
+
+template <class T>
+T softmax_exp(T x) noexcept {
+  if constexpr (std::is_same_v<T, float>) return vector_exp(x);
+  else return std::exp(x);
+}
+
+/// The largest of `d` values `stride` apart: an integer max over order keys for float, which
+/// vectorizes. A NaN in the group makes every softmax output NaN whichever value this returns.
+template <class T, std::size_t Stride>
+T group_max(const T* p, std::size_t d, std::size_t stride_in) noexcept {
+  const std::size_t stride = Stride ? Stride : stride_in;
+  if constexpr (std::is_same_v<T, float>) {
+    std::int32_t km = order_key(float_bits(p[0]));
+    for (std::size_t k = 1; k < d; ++k) {
+      const std::int32_t kk = order_key(float_bits(p[k * stride]));
+      km = kk > km ? kk : km;
+    }
+    return bits_float(order_key(km));
+  } else {
+    T m = p[0];
+    for (std::size_t k = 1; k < d; ++k) m = p[k * stride] > m || std::isnan(p[k * stride]) ? p[k * stride] : m;
+    return m;
+  }
+}
+
+/// Normalises `d` values of one softmax group, `stride` apart (1: contiguous). The sum is in
+/// double; softmax divides by it rounded to T, LogSoftmax subtracts its log in double.
+template <softmax_kind Kind, class T, bool Contiguous>
+void softmax_group_impl(const T* p, T* q, std::size_t d, std::size_t stride_in) {
+  // A compile-time stride of 1 lets the compiler vectorize the loops of contiguous groups.
+  const std::size_t stride = Contiguous ? 1 : stride_in;
+  if constexpr (Kind == softmax_kind::hardmax) {
+    std::size_t arg = 0;
+    for (std::size_t k = 1; k < d; ++k)
+      if (p[k * stride] > p[arg * stride]) arg = k;  // first of equal maxima, as ONNX
+    for (std::size_t k = 0; k < d; ++k) q[k * stride] = T(k == arg ? 1 : 0);
+  } else {
+    const T mx = group_max<T, Contiguous ? 1 : 0>(p, d, stride);
+    for (std::size_t k = 0; k < d; ++k) q[k * stride] = softmax_exp<T>(p[k * stride] - mx);
+    double sum[4] = {0, 0, 0, 0};  // four chains: fixed order, no serial add latency
+    std::size_t k = 0;
+    for (; k + 4 <= d; k += 4)
+      for (std::size_t j = 0; j < 4; ++j) sum[j] += static_cast<double>(q[(k + j) * stride]);
+    for (; k < d; ++k) sum[0] += static_cast<double>(q[k * stride]);
+    const double total = (sum[0] + sum[1]) + (sum[2] + sum[3]);
+    if constexpr (Kind == softmax_kind::softmax) {
+      const T s = static_cast<T>(total);
+      for (std::size_t j = 0; j < d; ++j) q[j * stride] = q[j * stride] / s;
+    } else {
+      const double lse = std::log(total);
+      for (std::size_t j = 0; j < d; ++j) q[j * stride] = static_cast<T>(static_cast<double>(p[j * stride] - mx) - lse);
+    }
+  }
+}
+
+template <softmax_kind Kind, class T>
+void softmax_group(const T* p, T* q, std::size_t d, std::size_t stride) {
+  if (stride == 1) softmax_group_impl<Kind, T, true>(p, q, d, 1);
+  else softmax_group_impl<Kind, T, false>(p, q, d, stride);
+}
+
 /// Coerced2d (opset < 13): normalise over everything from `axis` on (default 1); otherwise over
 /// the single `axis` (default -1).
 template <softmax_kind Kind, bool Coerced2d>
@@ -349,8 +481,7 @@ void run_softmax(op_context& ctx) {
     if (axis < -r || axis > r) ctx.fail(errc::out_of_range, "axis " + std::to_string(axis) + " is outside [" + std::to_string(-r) + ", " + std::to_string(r) + "]");
     if (axis < 0) axis += r;
     outer = x.shape().outer(static_cast<std::size_t>(axis));
-    d = x.shape().numel() / std::max<std::size_t>(outer, 1);
-    if (outer == 0) d = 0;
+    d = outer == 0 ? 0 : x.shape().numel() / outer;
     inner = 1;
   } else {
     if (r == 0) ctx.fail(errc::shape_mismatch, "needs an input of rank >= 1");
@@ -364,35 +495,9 @@ void run_softmax(op_context& ctx) {
     tensor y(x.dtype(), x.shape());
     const T* in = x.view<T>().data();
     T* out = y.view<T>().data();
+    if (d == 0) return y;
     for (std::size_t o = 0; o < outer; ++o)
-      for (std::size_t i = 0; i < inner; ++i) {
-        const T* p = in + o * d * inner + i;
-        T* q = out + o * d * inner + i;
-        if (d == 0) continue;
-        std::size_t arg = 0;
-        T mx = p[0];
-        for (std::size_t k = 1; k < d; ++k)
-          if (p[k * inner] > mx) {
-            mx = p[k * inner];
-            arg = k;
-          }
-        if constexpr (Kind == softmax_kind::hardmax) {
-          for (std::size_t k = 0; k < d; ++k) q[k * inner] = T(k == arg ? 1 : 0);
-        } else {
-          double sum = 0;
-          for (std::size_t k = 0; k < d; ++k) {
-            const T e = std::exp(p[k * inner] - mx);
-            if constexpr (Kind == softmax_kind::softmax) q[k * inner] = e;
-            sum += static_cast<double>(e);
-          }
-          if constexpr (Kind == softmax_kind::softmax) {
-            for (std::size_t k = 0; k < d; ++k) q[k * inner] = static_cast<T>(static_cast<double>(q[k * inner]) / sum);
-          } else {
-            const double lse = std::log(sum);
-            for (std::size_t k = 0; k < d; ++k) q[k * inner] = static_cast<T>(static_cast<double>(p[k * inner] - mx) - lse);
-          }
-        }
-      }
+      for (std::size_t i = 0; i < inner; ++i) softmax_group<Kind>(in + o * d * inner + i, out + o * d * inner + i, d, inner);
     return y;
   }));
 }

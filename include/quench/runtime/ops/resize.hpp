@@ -345,6 +345,21 @@ tensor resize_weighted(const tensor& x, const std::vector<axis_map>& maps, doubl
     dims[a] = static_cast<std::int64_t>(m.out);
     tensor next(x.dtype(), shape(dims));
     T* dst = next.view<T>().data();
+    if (inner == 1) {
+      // The innermost axis: one dot product of `taps` per output element.
+      for (std::size_t o = 0; o < outer; ++o) {
+        const T* s = src + o * m.in;
+        T* d = dst + o * m.out;
+        for (std::size_t j = 0; j < m.out; ++j) {
+          double acc = 0;
+          for (std::size_t t = 0; t < m.taps; ++t) acc += m.weight[j * m.taps + t] * static_cast<double>(s[m.index[j * m.taps + t]]);
+          d[j] = m.outside[j] ? static_cast<T>(extrapolation) : static_cast<T>(acc);
+        }
+      }
+      cur = std::move(next);
+      src = cur.view<T>().data();
+      continue;
+    }
     row.assign(inner, 0.0);
     for (std::size_t o = 0; o < outer; ++o)
       for (std::size_t j = 0; j < m.out; ++j) {
