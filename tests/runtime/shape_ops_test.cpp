@@ -138,6 +138,16 @@ TEST_CASE("Transpose permutes any element type, 4-bit packed ones included") {
   for (std::size_t i = 0; i < 6; ++i) got.push_back(quench::get_nibble(tb, i));
   CHECK(got == std::vector<int>{0, 3, 1, 4, 2, 5});
 
+  // Large enough for the tiled path (innermost output axis strided, another contiguous), with
+  // sizes that leave partial tiles.
+  const tensor big = iota_f({3, 37, 53});
+  const auto bt = values<float>(run_op("Transpose", 13, {&big}, 1, [](quench::node& n) { n.set_attribute(attribute::make_ints("perm", {2, 0, 1})); })[0]);
+  bool same = true;
+  for (std::size_t k = 0; k < 53; ++k)
+    for (std::size_t a = 0; a < 3; ++a)
+      for (std::size_t j = 0; j < 37; ++j) same = same && bt[(k * 3 + a) * 37 + j] == static_cast<float>((a * 37 + j) * 53 + k);
+  CHECK(same);
+
   CHECK_THROWS_WITH(run_op("Transpose", 13, {&x}, 1, [](quench::node& n) { n.set_attribute(attribute::make_ints("perm", {0, 0, 1})); }),
                     doctest::Contains("not a permutation"));
 }

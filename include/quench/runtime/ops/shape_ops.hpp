@@ -155,6 +155,41 @@ inline void strided_copy(const std::byte* src, std::byte* dst, std::size_t esz, 
   const std::int64_t n = d[r - 1], st = s[r - 1];
   const auto step = static_cast<std::int64_t>(esz);
   std::vector<std::int64_t> idx(r, 0);
+  // When the innermost output axis walks the input with a stride, every element would come from
+  // a new cache line. If another axis is contiguous in the input (a transpose), copy in square
+  // tiles over the two: each input line read then serves a whole tile column.
+  std::size_t c = r;
+  if (st > 1 || st < -1)
+    for (std::size_t k = 0; k + 1 < r; ++k)
+      if (s[k] == 1) c = k;
+  if (c < r) {
+    constexpr std::int64_t tile = 16;
+    std::vector<std::int64_t> os(r, 1);  // contiguous output strides
+    for (std::size_t k = r - 1; k-- > 0;) os[k] = os[k + 1] * d[k + 1];
+    std::int64_t so = 0, doff = 0;
+    for (;;) {
+      for (std::int64_t i0 = 0; i0 < d[c]; i0 += tile)
+        for (std::int64_t j0 = 0; j0 < n; j0 += tile) {
+          const std::int64_t i1 = std::min(i0 + tile, d[c]), j1 = std::min(j0 + tile, n);
+          for (std::int64_t i = i0; i < i1; ++i)
+            copy_run(src + (so + i + j0 * st) * step, dst + (doff + i * os[c] + j0) * step, j1 - j0, st, esz);
+        }
+      std::size_t k = r - 1;
+      for (;;) {
+        if (k == 0) return;
+        --k;
+        if (k == c) continue;
+        if (++idx[k] < d[k]) {
+          so += s[k];
+          doff += os[k];
+          break;
+        }
+        so -= s[k] * (d[k] - 1);
+        doff -= os[k] * (d[k] - 1);
+        idx[k] = 0;
+      }
+    }
+  }
   std::int64_t off = 0;
   for (;;) {
     copy_run(src + off * step, dst, n, st, esz);
