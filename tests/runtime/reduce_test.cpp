@@ -22,7 +22,8 @@ using quench::tensor;
 
 namespace {
 
-std::vector<tensor> run_op(const std::string& op, std::int64_t opset, const std::vector<const tensor*>& inputs, std::size_t n_out = 1,
+std::vector<tensor> run_op(const std::string& op, std::int64_t opset,
+                           const std::vector<const tensor*>& inputs, std::size_t n_out = 1,
                            const std::function<void(quench::node&)>& attrs = {}) {
   quench::model m;
   m.set_opset("", opset);
@@ -81,21 +82,25 @@ TEST_CASE("every reduction on [[1, 2], [3, 4]] along axis 1") {
   CHECK(values<float>(run_op("ReduceSum", 11, {&x}, 1, axes_attr({1}))[0]) == std::vector<float>{3.f, 7.f});
 }
 
-TEST_CASE("axes: attribute before opset 13/18, input after; keepdims; noop_with_empty_axes; all axes by default") {
+TEST_CASE(
+    "axes: attribute before opset 13/18, input after; keepdims; noop_with_empty_axes; all axes by default") {
   const tensor x = tensor::from<float>({2, 3}, {1.f, 2.f, 3.f, 4.f, 5.f, 6.f});
   const tensor ax = tensor::from<std::int64_t>({1}, {0});
   auto y = run_op("ReduceSum", 13, {&x, &ax});
   CHECK(y[0].shape() == quench::shape{1, 3});
   CHECK(values<float>(y[0]) == std::vector<float>{5.f, 7.f, 9.f});
-  y = run_op("ReduceSum", 13, {&x, &ax}, 1, [](quench::node& n) { n.set_attribute(attribute::make_int("keepdims", 0)); });
+  y = run_op("ReduceSum", 13, {&x, &ax}, 1,
+             [](quench::node& n) { n.set_attribute(attribute::make_int("keepdims", 0)); });
   CHECK(y[0].shape() == quench::shape{3});
   y = run_op("ReduceSum", 13, {&x});
   CHECK(y[0].shape() == quench::shape{1, 1});
   CHECK(values<float>(y[0]) == std::vector<float>{21.f});
   const tensor none(dtype::int64, {0});
-  y = run_op("ReduceSum", 13, {&x, &none}, 1, [](quench::node& n) { n.set_attribute(attribute::make_int("noop_with_empty_axes", 1)); });
+  y = run_op("ReduceSum", 13, {&x, &none}, 1,
+             [](quench::node& n) { n.set_attribute(attribute::make_int("noop_with_empty_axes", 1)); });
   CHECK(y[0].shape() == x.shape());
-  y = run_op("ReduceMean", 18, {&x, &ax}, 1, [](quench::node& n) { n.set_attribute(attribute::make_int("keepdims", 0)); });
+  y = run_op("ReduceMean", 18, {&x, &ax}, 1,
+             [](quench::node& n) { n.set_attribute(attribute::make_int("keepdims", 0)); });
   CHECK(values<float>(y[0]) == std::vector<float>{2.5f, 3.5f, 4.5f});
   y = run_op("ReduceMax", 17, {&x}, 1, axes_attr({-1}, 0));
   CHECK(values<float>(y[0]) == std::vector<float>{3.f, 6.f});
@@ -103,9 +108,11 @@ TEST_CASE("axes: attribute before opset 13/18, input after; keepdims; noop_with_
   const tensor xi = tensor::from<std::int32_t>({3}, {7, 8, 10});
   CHECK(values<std::int32_t>(run_op("ReduceMean", 13, {&xi})[0]) == std::vector<std::int32_t>{8});
 
-  CHECK_THROWS_WITH(run_op("ReduceSum", 11, {&x}, 1, axes_attr({1, -1})), doctest::Contains("node 'n' (ReduceSum): axis -1 is listed twice"));
+  CHECK_THROWS_WITH(run_op("ReduceSum", 11, {&x}, 1, axes_attr({1, -1})),
+                    doctest::Contains("node 'n' (ReduceSum): axis -1 is listed twice"));
   CHECK_THROWS_WITH(run_op("ReduceSum", 11, {&x}, 1, axes_attr({2})), doctest::Contains("axis 2 is outside"));
-  CHECK_THROWS_WITH(run_op("ReduceSum", 13, {&x}, 1, axes_attr({1})), doctest::Contains("takes axes as input 1 from opset 13"));
+  CHECK_THROWS_WITH(run_op("ReduceSum", 13, {&x}, 1, axes_attr({1})),
+                    doctest::Contains("takes axes as input 1 from opset 13"));
 }
 
 TEST_CASE("reductions over an empty axis give the identity of the operation") {
@@ -143,7 +150,8 @@ TEST_CASE("TopK: k as attribute or input, largest or smallest, equal values keep
   auto y = run_op("TopK", 11, {&x, &k}, 2);
   CHECK(values<float>(y[0]) == std::vector<float>{3.f, 3.f, 2.f});
   CHECK(values<std::int64_t>(y[1]) == std::vector<std::int64_t>{0, 2, 3});
-  y = run_op("TopK", 11, {&x, &k}, 2, [](quench::node& n) { n.set_attribute(attribute::make_int("largest", 0)); });
+  y = run_op("TopK", 11, {&x, &k}, 2,
+             [](quench::node& n) { n.set_attribute(attribute::make_int("largest", 0)); });
   CHECK(values<float>(y[0]) == std::vector<float>{1.f, 1.f, 2.f});
   CHECK(values<std::int64_t>(y[1]) == std::vector<std::int64_t>{1, 4, 3});
   y = run_op("TopK", 9, {&x}, 2, [](quench::node& n) {
@@ -163,7 +171,8 @@ TEST_CASE("Softmax, LogSoftmax and Hardmax: coerced 2-D before opset 13, one axi
   CHECK(old[0] == doctest::Approx(1 / z));
   CHECK(old[3] == doctest::Approx(std::exp(3.0) / z));
   // Opset 13, axis 1: softmax over pairs (0, 2) and (1, 3).
-  const auto now = values<float>(run_op("Softmax", 13, {&x}, 1, [](quench::node& n) { n.set_attribute(attribute::make_int("axis", 1)); })[0]);
+  const auto now = values<float>(run_op(
+      "Softmax", 13, {&x}, 1, [](quench::node& n) { n.set_attribute(attribute::make_int("axis", 1)); })[0]);
   CHECK(now[0] == doctest::Approx(1 / (1 + std::exp(2.0))));
   CHECK(now[0] + now[2] == doctest::Approx(1.0));
   // Default axis -1: pairs (0, 1) and (2, 3).

@@ -17,7 +17,8 @@ using quench::tensor;
 
 namespace {
 
-std::vector<tensor> run_op(const std::string& op, std::int64_t opset, const std::vector<const tensor*>& inputs,
+std::vector<tensor> run_op(const std::string& op, std::int64_t opset,
+                           const std::vector<const tensor*>& inputs,
                            const std::function<void(quench::node&)>& attrs = {}) {
   quench::model m;
   m.set_opset("", opset);
@@ -60,7 +61,8 @@ tensor ramp(std::int64_t n) {
 
 using attrs_fn = std::function<void(quench::node&)>;
 
-attrs_fn strings(std::vector<std::pair<std::string, std::string>> kv, std::vector<std::pair<std::string, std::int64_t>> ints = {}) {
+attrs_fn strings(std::vector<std::pair<std::string, std::string>> kv,
+                 std::vector<std::pair<std::string, std::int64_t>> ints = {}) {
   return [kv, ints](quench::node& n) {
     for (const auto& [k, v] : kv) n.set_attribute(attribute::make_string(k, v));
     for (const auto& [k, v] : ints) n.set_attribute(attribute::make_int(k, v));
@@ -80,7 +82,9 @@ TEST_CASE("nearest: half_pixel with round_prefer_floor by default, the four roun
   const tensor x2 = floats({2}, {1, 2});
   const tensor s4 = floats({1}, {4});
   auto mode = [&](const char* m) {
-    return values<float>(run_op("Resize", 13, {&x2, nullptr, &s4}, strings({{"coordinate_transformation_mode", "asymmetric"}, {"nearest_mode", m}}))[0]);
+    return values<float>(
+        run_op("Resize", 13, {&x2, nullptr, &s4},
+               strings({{"coordinate_transformation_mode", "asymmetric"}, {"nearest_mode", m}}))[0]);
   };
   CHECK(mode("round_prefer_floor") == std::vector<float>{1, 1, 1, 2, 2, 2, 2, 2});
   CHECK(mode("round_prefer_ceil") == std::vector<float>{1, 1, 2, 2, 2, 2, 2, 2});
@@ -88,7 +92,8 @@ TEST_CASE("nearest: half_pixel with round_prefer_floor by default, the four roun
   CHECK(mode("ceil") == std::vector<float>{1, 2, 2, 2, 2, 2, 2, 2});
 
   const tensor xi = tensor::from<std::int32_t>({2}, {5, 6});
-  CHECK(values<std::int32_t>(run_op("Resize", 13, {&xi, nullptr, &s4}, strings({{"coordinate_transformation_mode", "asymmetric"}}))[0]) ==
+  CHECK(values<std::int32_t>(run_op("Resize", 13, {&xi, nullptr, &s4},
+                                    strings({{"coordinate_transformation_mode", "asymmetric"}}))[0]) ==
         std::vector<std::int32_t>{5, 5, 5, 6, 6, 6, 6, 6});
 }
 
@@ -99,11 +104,14 @@ TEST_CASE("sizes from scales are computed in float, as ONNX Runtime: 10 x 0.7f g
   // A length-1 output of pytorch_half_pixel reads coordinate 0 (the operator text; the reference uses -0.5).
   const tensor r = ramp(4);
   const tensor one = tensor::from<std::int64_t>({1}, {1});
-  CHECK(values<float>(run_op("Resize", 13, {&r, nullptr, nullptr, &one},
-                             strings({{"mode", "cubic"}, {"coordinate_transformation_mode", "pytorch_half_pixel"}}))[0]) == std::vector<float>{0.f});
+  CHECK(values<float>(run_op(
+            "Resize", 13, {&r, nullptr, nullptr, &one},
+            strings({{"mode", "cubic"}, {"coordinate_transformation_mode", "pytorch_half_pixel"}}))[0]) ==
+        std::vector<float>{0.f});
 }
 
-TEST_CASE("Upsample-7/9 and Resize-10: asymmetric, nearest rounds down when upsampling and up when downsampling") {
+TEST_CASE(
+    "Upsample-7/9 and Resize-10: asymmetric, nearest rounds down when upsampling and up when downsampling") {
   const tensor x = floats({1, 1, 2, 2}, {1, 2, 3, 4});
   const auto up7 = run_op("Upsample", 7, {&x}, [](quench::node& n) {
     attribute a;
@@ -128,10 +136,12 @@ TEST_CASE("Upsample-7/9 and Resize-10: asymmetric, nearest rounds down when upsa
 TEST_CASE("linear: half_pixel, align_corners, half_pixel_symmetric, sizes instead of scales") {
   const tensor x = floats({2}, {1, 2});
   const tensor s2 = floats({1}, {2});
-  CHECK(values<float>(run_op("Resize", 13, {&x, nullptr, &s2}, strings({{"mode", "linear"}}))[0]) == std::vector<float>{1, 1.25f, 1.75f, 2});
+  CHECK(values<float>(run_op("Resize", 13, {&x, nullptr, &s2}, strings({{"mode", "linear"}}))[0]) ==
+        std::vector<float>{1, 1.25f, 1.75f, 2});
   const tensor sizes = tensor::from<std::int64_t>({1}, {4});
-  const auto ac = values<float>(run_op("Resize", 13, {&x, nullptr, nullptr, &sizes},
-                                       strings({{"mode", "linear"}, {"coordinate_transformation_mode", "align_corners"}}))[0]);
+  const auto ac = values<float>(
+      run_op("Resize", 13, {&x, nullptr, nullptr, &sizes},
+             strings({{"mode", "linear"}, {"coordinate_transformation_mode", "align_corners"}}))[0]);
   CHECK(ac[1] == doctest::Approx(4.0 / 3));
   CHECK(ac[3] == 2.f);
 
@@ -139,12 +149,14 @@ TEST_CASE("linear: half_pixel, align_corners, half_pixel_symmetric, sizes instea
   const tensor r4 = ramp(4);
   const tensor s06 = floats({1}, {0.6f});
   const auto sym = values<float>(
-      run_op("Resize", 19, {&r4, nullptr, &s06}, strings({{"mode", "linear"}, {"coordinate_transformation_mode", "half_pixel_symmetric"}}))[0]);
+      run_op("Resize", 19, {&r4, nullptr, &s06},
+             strings({{"mode", "linear"}, {"coordinate_transformation_mode", "half_pixel_symmetric"}}))[0]);
   REQUIRE(sym.size() == 2);
   const double scale = 0.6f, offset = 4.0 / 2 * (1 - 2 / (scale * 4));
   CHECK(sym[0] == doctest::Approx(offset + 0.5 / scale - 0.5));
   CHECK(sym[1] == doctest::Approx(offset + 1.5 / scale - 0.5));
-  CHECK_THROWS_WITH(run_op("Resize", 18, {&r4, nullptr, &s06}, strings({{"coordinate_transformation_mode", "half_pixel_symmetric"}})),
+  CHECK_THROWS_WITH(run_op("Resize", 18, {&r4, nullptr, &s06},
+                           strings({{"coordinate_transformation_mode", "half_pixel_symmetric"}})),
                     doctest::Contains("'half_pixel_symmetric' is not supported at opset 18"));
 }
 
@@ -153,7 +165,8 @@ TEST_CASE("cubic: Keys kernel with cubic_coeff_a, edge repetition, exclude_outsi
   const tensor s2 = floats({1}, {2});
   auto cubic = [&](std::int64_t exclude) {
     return values<float>(run_op("Resize", 13, {&x, nullptr, &s2},
-                                strings({{"mode", "cubic"}, {"coordinate_transformation_mode", "asymmetric"}}, {{"exclude_outside", exclude}}))[0]);
+                                strings({{"mode", "cubic"}, {"coordinate_transformation_mode", "asymmetric"}},
+                                        {{"exclude_outside", exclude}}))[0]);
   };
   const auto y = cubic(0);
   // At 0.5 the weights for -1, 0, 1, 2 are -0.09375, 0.59375, 0.59375, -0.09375; index -1 repeats 0.
@@ -184,28 +197,38 @@ TEST_CASE("opset 18: axes, keep_aspect_ratio_policy and antialias") {
       n.set_attribute(attribute::make_string("keep_aspect_ratio_policy", p));
     };
   };
-  CHECK(run_op("Resize", 18, {&x, nullptr, nullptr, &sizes}, policy("not_larger"))[0].shape() == quench::shape{1, 1, 2, 4});
-  CHECK(run_op("Resize", 18, {&x, nullptr, nullptr, &sizes}, policy("not_smaller"))[0].shape() == quench::shape{1, 1, 4, 8});
-  CHECK(run_op("Resize", 18, {&x, nullptr, nullptr, &sizes}, policy("stretch"))[0].shape() == quench::shape{1, 1, 4, 4});
+  CHECK(run_op("Resize", 18, {&x, nullptr, nullptr, &sizes}, policy("not_larger"))[0].shape() ==
+        quench::shape{1, 1, 2, 4});
+  CHECK(run_op("Resize", 18, {&x, nullptr, nullptr, &sizes}, policy("not_smaller"))[0].shape() ==
+        quench::shape{1, 1, 4, 8});
+  CHECK(run_op("Resize", 18, {&x, nullptr, nullptr, &sizes}, policy("stretch"))[0].shape() ==
+        quench::shape{1, 1, 4, 4});
 
   // Downsampling [0, 1, 2, 3] by 2 with a linear kernel widened to 4 taps: .125, .375, .375, .125.
   const tensor r4 = ramp(4);
   const tensor half = floats({1}, {0.5f});
-  const auto aa = run_op("Resize", 18, {&r4, nullptr, &half}, strings({{"mode", "linear"}}, {{"antialias", 1}}));
+  const auto aa =
+      run_op("Resize", 18, {&r4, nullptr, &half}, strings({{"mode", "linear"}}, {{"antialias", 1}}));
   CHECK(values<float>(aa[0]) == std::vector<float>{0.625f, 2.375f});
-  CHECK(values<float>(run_op("Resize", 18, {&r4, nullptr, &half}, strings({{"mode", "linear"}}))[0]) == std::vector<float>{0.5f, 2.5f});
+  CHECK(values<float>(run_op("Resize", 18, {&r4, nullptr, &half}, strings({{"mode", "linear"}}))[0]) ==
+        std::vector<float>{0.5f, 2.5f});
 }
 
 TEST_CASE("Resize errors: scales and sizes together, unknown modes, linear on integers") {
   const tensor x = ramp(4);
   const tensor s2 = floats({1}, {2});
   const tensor sizes = tensor::from<std::int64_t>({1}, {8});
-  CHECK_THROWS_WITH(run_op("Resize", 13, {&x, nullptr, &s2, &sizes}), doctest::Contains("node 'n' (Resize): needs exactly one of scales and sizes"));
+  CHECK_THROWS_WITH(run_op("Resize", 13, {&x, nullptr, &s2, &sizes}),
+                    doctest::Contains("node 'n' (Resize): needs exactly one of scales and sizes"));
   CHECK_THROWS_WITH(run_op("Resize", 13, {&x, nullptr}), doctest::Contains("neither given"));
-  CHECK_THROWS_WITH(run_op("Resize", 13, {&x, nullptr, &s2}, strings({{"mode", "bicubic"}})), doctest::Contains("mode 'bicubic' is not supported"));
-  CHECK_THROWS_WITH(run_op("Resize", 10, {&x, &s2}, strings({{"mode", "cubic"}})), doctest::Contains("mode 'cubic' is not supported at opset 10"));
+  CHECK_THROWS_WITH(run_op("Resize", 13, {&x, nullptr, &s2}, strings({{"mode", "bicubic"}})),
+                    doctest::Contains("mode 'bicubic' is not supported"));
+  CHECK_THROWS_WITH(run_op("Resize", 10, {&x, &s2}, strings({{"mode", "cubic"}})),
+                    doctest::Contains("mode 'cubic' is not supported at opset 10"));
   const tensor xi = tensor::from<std::int32_t>({2}, {1, 2});
-  CHECK_THROWS_WITH(run_op("Resize", 13, {&xi, nullptr, &s2}, strings({{"mode", "linear"}})), doctest::Contains("need a float or double input"));
+  CHECK_THROWS_WITH(run_op("Resize", 13, {&xi, nullptr, &s2}, strings({{"mode", "linear"}})),
+                    doctest::Contains("need a float or double input"));
   const tensor s_bad = floats({2}, {1, 2});
-  CHECK_THROWS_WITH(run_op("Resize", 13, {&x, nullptr, &s_bad}), doctest::Contains("scales has 2 entries for 1 axes"));
+  CHECK_THROWS_WITH(run_op("Resize", 13, {&x, nullptr, &s_bad}),
+                    doctest::Contains("scales has 2 entries for 1 axes"));
 }

@@ -40,95 +40,175 @@ using acc_t = std::conditional_t<std::is_floating_point_v<T>, double,
 
 template <class T>
 bool is_nan(T v) noexcept {
-  if constexpr (std::is_floating_point_v<T>) return std::isnan(v);
-  else return false;
+  if constexpr (std::is_floating_point_v<T>)
+    return std::isnan(v);
+  else
+    return false;
 }
 
 // Each kind: init(), add(acc, x), finish(acc, count) -> T. Empty reductions give ONNX's identity
 // values: 0 for sums, 1 for products, -inf / lowest for Max, +inf / max for Min, NaN for Mean.
 struct sum_kind {
   static constexpr bool additive = true;
-  template <class T> static acc_t<T> init() { return 0; }
-  template <class T> static void add(acc_t<T>& a, T x) { a += static_cast<acc_t<T>>(x); }
-  template <class T> static T finish(acc_t<T> a, std::size_t) { return static_cast<T>(a); }
+  template <class T>
+  static acc_t<T> init() {
+    return 0;
+  }
+  template <class T>
+  static void add(acc_t<T>& a, T x) {
+    a += static_cast<acc_t<T>>(x);
+  }
+  template <class T>
+  static T finish(acc_t<T> a, std::size_t) {
+    return static_cast<T>(a);
+  }
 };
 struct mean_kind {
   static constexpr bool additive = true;
-  template <class T> static acc_t<T> init() { return 0; }
-  template <class T> static void add(acc_t<T>& a, T x) { a += static_cast<acc_t<T>>(x); }
-  template <class T> static T finish(acc_t<T> a, std::size_t n) {
-    if constexpr (std::is_floating_point_v<T>) return static_cast<T>(a / static_cast<double>(n));
-    else return n ? static_cast<T>(a / static_cast<acc_t<T>>(n)) : T(0);
+  template <class T>
+  static acc_t<T> init() {
+    return 0;
+  }
+  template <class T>
+  static void add(acc_t<T>& a, T x) {
+    a += static_cast<acc_t<T>>(x);
+  }
+  template <class T>
+  static T finish(acc_t<T> a, std::size_t n) {
+    if constexpr (std::is_floating_point_v<T>)
+      return static_cast<T>(a / static_cast<double>(n));
+    else
+      return n ? static_cast<T>(a / static_cast<acc_t<T>>(n)) : T(0);
   }
 };
 struct sum_square_kind {
   static constexpr bool additive = true;
-  template <class T> static acc_t<T> init() { return 0; }
-  template <class T> static void add(acc_t<T>& a, T x) { a += static_cast<acc_t<T>>(x) * static_cast<acc_t<T>>(x); }
-  template <class T> static T finish(acc_t<T> a, std::size_t) { return static_cast<T>(a); }
+  template <class T>
+  static acc_t<T> init() {
+    return 0;
+  }
+  template <class T>
+  static void add(acc_t<T>& a, T x) {
+    a += static_cast<acc_t<T>>(x) * static_cast<acc_t<T>>(x);
+  }
+  template <class T>
+  static T finish(acc_t<T> a, std::size_t) {
+    return static_cast<T>(a);
+  }
 };
 struct l1_kind {
   static constexpr bool additive = true;
-  template <class T> static acc_t<T> init() { return 0; }
-  template <class T> static void add(acc_t<T>& a, T x) {
-    if constexpr (std::is_unsigned_v<T>) a += x;
-    else a += static_cast<acc_t<T>>(x < T(0) ? -static_cast<acc_t<T>>(x) : static_cast<acc_t<T>>(x));
+  template <class T>
+  static acc_t<T> init() {
+    return 0;
   }
-  template <class T> static T finish(acc_t<T> a, std::size_t) { return static_cast<T>(a); }
+  template <class T>
+  static void add(acc_t<T>& a, T x) {
+    if constexpr (std::is_unsigned_v<T>)
+      a += x;
+    else
+      a += static_cast<acc_t<T>>(x < T(0) ? -static_cast<acc_t<T>>(x) : static_cast<acc_t<T>>(x));
+  }
+  template <class T>
+  static T finish(acc_t<T> a, std::size_t) {
+    return static_cast<T>(a);
+  }
 };
 struct l2_kind {
   static constexpr bool additive = true;
-  template <class T> static acc_t<T> init() { return 0; }
-  template <class T> static void add(acc_t<T>& a, T x) { a += static_cast<acc_t<T>>(x) * static_cast<acc_t<T>>(x); }
-  template <class T> static T finish(acc_t<T> a, std::size_t) { return static_cast<T>(std::sqrt(static_cast<double>(a))); }
+  template <class T>
+  static acc_t<T> init() {
+    return 0;
+  }
+  template <class T>
+  static void add(acc_t<T>& a, T x) {
+    a += static_cast<acc_t<T>>(x) * static_cast<acc_t<T>>(x);
+  }
+  template <class T>
+  static T finish(acc_t<T> a, std::size_t) {
+    return static_cast<T>(std::sqrt(static_cast<double>(a)));
+  }
 };
 struct log_sum_kind {
   static constexpr bool additive = true;
-  template <class T> static acc_t<T> init() { return 0; }
-  template <class T> static void add(acc_t<T>& a, T x) { a += static_cast<acc_t<T>>(x); }
-  template <class T> static T finish(acc_t<T> a, std::size_t) { return static_cast<T>(std::log(static_cast<double>(a))); }
+  template <class T>
+  static acc_t<T> init() {
+    return 0;
+  }
+  template <class T>
+  static void add(acc_t<T>& a, T x) {
+    a += static_cast<acc_t<T>>(x);
+  }
+  template <class T>
+  static T finish(acc_t<T> a, std::size_t) {
+    return static_cast<T>(std::log(static_cast<double>(a)));
+  }
 };
 struct prod_kind {
   static constexpr bool additive = false;
-  template <class T> static acc_t<T> init() { return 1; }
-  template <class T> static void add(acc_t<T>& a, T x) { a *= static_cast<acc_t<T>>(x); }
-  template <class T> static T finish(acc_t<T> a, std::size_t) { return static_cast<T>(a); }
+  template <class T>
+  static acc_t<T> init() {
+    return 1;
+  }
+  template <class T>
+  static void add(acc_t<T>& a, T x) {
+    a *= static_cast<acc_t<T>>(x);
+  }
+  template <class T>
+  static T finish(acc_t<T> a, std::size_t) {
+    return static_cast<T>(a);
+  }
 };
 struct max_kind {
   static constexpr bool additive = false;
-  template <class T> static acc_t<T> init() {
-    if constexpr (std::is_floating_point_v<T>) return -std::numeric_limits<double>::infinity();
-    else return static_cast<acc_t<T>>(std::numeric_limits<T>::lowest());
+  template <class T>
+  static acc_t<T> init() {
+    if constexpr (std::is_floating_point_v<T>)
+      return -std::numeric_limits<double>::infinity();
+    else
+      return static_cast<acc_t<T>>(std::numeric_limits<T>::lowest());
   }
-  template <class T> static void add(acc_t<T>& a, T x) {
+  template <class T>
+  static void add(acc_t<T>& a, T x) {
     if (is_nan(a)) return;  // NaN propagates, as numpy.max
     if (is_nan(x) || static_cast<acc_t<T>>(x) > a) a = static_cast<acc_t<T>>(x);
   }
-  template <class T> static T finish(acc_t<T> a, std::size_t) { return static_cast<T>(a); }
+  template <class T>
+  static T finish(acc_t<T> a, std::size_t) {
+    return static_cast<T>(a);
+  }
 };
 struct min_kind {
   static constexpr bool additive = false;
-  template <class T> static acc_t<T> init() {
-    if constexpr (std::is_floating_point_v<T>) return std::numeric_limits<double>::infinity();
-    else return static_cast<acc_t<T>>(std::numeric_limits<T>::max());
+  template <class T>
+  static acc_t<T> init() {
+    if constexpr (std::is_floating_point_v<T>)
+      return std::numeric_limits<double>::infinity();
+    else
+      return static_cast<acc_t<T>>(std::numeric_limits<T>::max());
   }
-  template <class T> static void add(acc_t<T>& a, T x) {
+  template <class T>
+  static void add(acc_t<T>& a, T x) {
     if (is_nan(a)) return;
     if (is_nan(x) || static_cast<acc_t<T>>(x) < a) a = static_cast<acc_t<T>>(x);
   }
-  template <class T> static T finish(acc_t<T> a, std::size_t) { return static_cast<T>(a); }
+  template <class T>
+  static T finish(acc_t<T> a, std::size_t) {
+    return static_cast<T>(a);
+  }
 };
 struct log_sum_exp_kind {};  // two passes, see reduce_log_sum_exp
 
 /// Which input axes a reduction folds, and the output layout.
 struct reduce_plan {
-  bool identity = false;               ///< noop_with_empty_axes with no axes: output = input
-  shape out_shape;                     ///< with keepdims applied
+  bool identity = false;                 ///< noop_with_empty_axes with no axes: output = input
+  shape out_shape;                       ///< with keepdims applied
   std::vector<std::size_t> out_strides;  ///< per input axis; 0 along reduced axes
-  std::size_t count = 1;               ///< input elements folded into each output
+  std::size_t count = 1;                 ///< input elements folded into each output
 };
 
-inline reduce_plan plan_reduce(const op_context& ctx, const shape& in, const std::vector<std::int64_t>& axes_list, bool keepdims,
+inline reduce_plan plan_reduce(const op_context& ctx, const shape& in,
+                               const std::vector<std::int64_t>& axes_list, bool keepdims,
                                bool noop_with_empty_axes) {
   reduce_plan p;
   const std::size_t r = in.rank();
@@ -166,13 +246,15 @@ template <class T, class F>
 void for_each_reduced(const tensor& x, const reduce_plan& p, F&& f) {
   const T* in = x.view<T>().data();
   const std::vector<std::size_t> strides[1] = {p.out_strides};
-  for_each_broadcast_run(x.shape(), strides, [&](std::size_t base, const std::size_t* offs, std::size_t n, const std::size_t* st) {
-    if (st[0] == 0) {
-      for (std::size_t j = 0; j < n; ++j) f(offs[0], in[base + j]);
-    } else {
-      for (std::size_t j = 0; j < n; ++j) f(offs[0] + j, in[base + j]);
-    }
-  });
+  for_each_broadcast_run(
+      x.shape(), strides,
+      [&](std::size_t base, const std::size_t* offs, std::size_t n, const std::size_t* st) {
+        if (st[0] == 0) {
+          for (std::size_t j = 0; j < n; ++j) f(offs[0], in[base + j]);
+        } else {
+          for (std::size_t j = 0; j < n; ++j) f(offs[0] + j, in[base + j]);
+        }
+      });
 }
 
 template <class Kind, class T>
@@ -182,23 +264,25 @@ tensor reduce_typed(const tensor& x, const reduce_plan& p) {
   std::vector<acc_t<T>> acc(n_out, Kind::template init<T>());
   const T* in = x.view<T>().data();
   const std::vector<std::size_t> strides[1] = {p.out_strides};
-  for_each_broadcast_run(x.shape(), strides, [&](std::size_t base, const std::size_t* offs, std::size_t n, const std::size_t* st) {
-    const T* v = in + base;
-    if (st[0] != 0) {
-      for (std::size_t j = 0; j < n; ++j) Kind::template add<T>(acc[offs[0] + j], v[j]);
-    } else if constexpr (Kind::additive) {
-      // A contiguous run into one output: four partial sums in a fixed order, so the adds
-      // overlap instead of waiting on each other.
-      acc_t<T> part[4] = {0, 0, 0, 0};
-      std::size_t j = 0;
-      for (; j + 4 <= n; j += 4)
-        for (std::size_t u = 0; u < 4; ++u) Kind::template add<T>(part[u], v[j + u]);
-      for (; j < n; ++j) Kind::template add<T>(part[0], v[j]);
-      acc[offs[0]] += (part[0] + part[1]) + (part[2] + part[3]);
-    } else {
-      for (std::size_t j = 0; j < n; ++j) Kind::template add<T>(acc[offs[0]], v[j]);
-    }
-  });
+  for_each_broadcast_run(
+      x.shape(), strides,
+      [&](std::size_t base, const std::size_t* offs, std::size_t n, const std::size_t* st) {
+        const T* v = in + base;
+        if (st[0] != 0) {
+          for (std::size_t j = 0; j < n; ++j) Kind::template add<T>(acc[offs[0] + j], v[j]);
+        } else if constexpr (Kind::additive) {
+          // A contiguous run into one output: four partial sums in a fixed order, so the adds
+          // overlap instead of waiting on each other.
+          acc_t<T> part[4] = {0, 0, 0, 0};
+          std::size_t j = 0;
+          for (; j + 4 <= n; j += 4)
+            for (std::size_t u = 0; u < 4; ++u) Kind::template add<T>(part[u], v[j + u]);
+          for (; j < n; ++j) Kind::template add<T>(part[0], v[j]);
+          acc[offs[0]] += (part[0] + part[1]) + (part[2] + part[3]);
+        } else {
+          for (std::size_t j = 0; j < n; ++j) Kind::template add<T>(acc[offs[0]], v[j]);
+        }
+      });
   auto out = y.view<T>();
   for (std::size_t o = 0; o < n_out; ++o) out[o] = Kind::template finish<T>(acc[o], p.count);
   return y;
@@ -237,23 +321,27 @@ void run_reduce(op_context& ctx) {
   const reduce_plan p = plan_reduce(ctx, x.shape(), axes, keepdims, noop);
   if (p.identity) return ctx.set_output(0, x.clone());
   ctx.set_output(0, visit_numeric(x.dtype(), ctx, [&](auto tag) {
-    using T = decltype(tag);
-    if constexpr (std::is_same_v<Kind, log_sum_exp_kind>) return reduce_log_sum_exp<T>(x, p);
-    else return reduce_typed<Kind, T>(x, p);
-  }));
+                   using T = decltype(tag);
+                   if constexpr (std::is_same_v<Kind, log_sum_exp_kind>)
+                     return reduce_log_sum_exp<T>(x, p);
+                   else
+                     return reduce_typed<Kind, T>(x, p);
+                 }));
 }
 
 inline void check_keepdims(const node& n, std::int64_t) {
   const std::int64_t k = n.attr_int("keepdims", 1);
-  if (k != 0 && k != 1) throw_error(errc::invalid_model, n.context(), "keepdims must be 0 or 1, found " + std::to_string(k));
+  if (k != 0 && k != 1)
+    throw_error(errc::invalid_model, n.context(), "keepdims must be 0 or 1, found " + std::to_string(k));
 }
 
 /// An `axes` attribute where the opset takes input 1 would be silently ignored: reject it.
 inline void check_axes_input(const node& n, std::int64_t opset) {
   check_keepdims(n, opset);
   if (n.find_attribute("axes"))
-    throw_error(errc::invalid_model, n.context(), "has an 'axes' attribute, but " + n.op_type() + " takes axes as input 1 from opset " +
-                                                     std::to_string(n.op_type() == "ReduceSum" ? 13 : 18));
+    throw_error(errc::invalid_model, n.context(),
+                "has an 'axes' attribute, but " + n.op_type() + " takes axes as input 1 from opset " +
+                    std::to_string(n.op_type() == "ReduceSum" ? 13 : 18));
 }
 
 // ---- ArgMax / ArgMin ---------------------------------------------------------------------------------
@@ -270,10 +358,14 @@ void run_arg(op_context& ctx) {
   const bool last = n.attr_int("select_last_index", 0) != 0;
   const std::size_t outer = x.shape().outer(axis), inner = x.shape().inner(axis);
   const auto d = static_cast<std::size_t>(x.shape()[axis]);
-  if (d == 0) ctx.fail(errc::shape_mismatch, "cannot take the arg" + std::string(Greater ? "max" : "min") + " of an empty axis");
+  if (d == 0)
+    ctx.fail(errc::shape_mismatch,
+             "cannot take the arg" + std::string(Greater ? "max" : "min") + " of an empty axis");
   std::vector<std::int64_t> dims = x.shape().dims();
-  if (keepdims) dims[axis] = 1;
-  else dims.erase(dims.begin() + static_cast<std::ptrdiff_t>(axis));
+  if (keepdims)
+    dims[axis] = 1;
+  else
+    dims.erase(dims.begin() + static_cast<std::ptrdiff_t>(axis));
   tensor y(dtype::int64, shape(dims));
   auto out = y.view<std::int64_t>();
   visit_numeric(x.dtype(), ctx, [&](auto tag) {
@@ -321,7 +413,8 @@ void run_topk(op_context& ctx) {
   }
   const bool largest = n.attr_int("largest", 1) != 0;
   const std::int64_t d = x.shape()[axis];
-  if (k < 0 || k > d) ctx.fail(errc::out_of_range, "k = " + std::to_string(k) + " is outside [0, " + std::to_string(d) + "]");
+  if (k < 0 || k > d)
+    ctx.fail(errc::out_of_range, "k = " + std::to_string(k) + " is outside [0, " + std::to_string(d) + "]");
   std::vector<std::int64_t> dims = x.shape().dims();
   dims[axis] = k;
   tensor values(x.dtype(), shape(dims));
@@ -349,7 +442,8 @@ void run_topk(op_context& ctx) {
           if (va != vb) return largest ? va > vb : va < vb;
           return a < b;
         };
-        std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(ku), order.end(), before);
+        std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(ku), order.end(),
+                          before);
         for (std::size_t j = 0; j < ku; ++j) {
           vo[(o * ku + j) * inner + i] = line[order[j]];
           io[(o * ku + j) * inner + i] = static_cast<std::int64_t>(order[j]);
@@ -389,7 +483,8 @@ inline float vector_exp(float x) noexcept {
   const std::int32_t b = float_bits(x), k = order_key(b);
   const std::int32_t k_hi = order_key(float_bits(88.3762626647949f));   // exp overflows above
   const std::int32_t k_lo = order_key(float_bits(-87.3365447505531f));  // smallest normal result below
-  const std::int32_t over = -static_cast<std::int32_t>(k > k_hi), under = -static_cast<std::int32_t>(k < k_lo);
+  const std::int32_t over = -static_cast<std::int32_t>(k > k_hi),
+                     under = -static_cast<std::int32_t>(k < k_lo);
   const float xc = bits_float(order_key((k & ~(over | under)) | (k_hi & over) | (k_lo & under)));
   const float t = xc * 1.44269504088896341f + 12582912.f;  // + 1.5 * 2^23 rounds to an integer
   const float n = t - 12582912.f;
@@ -410,8 +505,10 @@ inline float vector_exp(float x) noexcept {
 
 template <class T>
 T softmax_exp(T x) noexcept {
-  if constexpr (std::is_same_v<T, float>) return vector_exp(x);
-  else return std::exp(x);
+  if constexpr (std::is_same_v<T, float>)
+    return vector_exp(x);
+  else
+    return std::exp(x);
 }
 
 /// The largest of `d` values `stride` apart: an integer max over order keys for float, which
@@ -428,7 +525,8 @@ T group_max(const T* p, std::size_t d, std::size_t stride_in) noexcept {
     return bits_float(order_key(km));
   } else {
     T m = p[0];
-    for (std::size_t k = 1; k < d; ++k) m = p[k * stride] > m || std::isnan(p[k * stride]) ? p[k * stride] : m;
+    for (std::size_t k = 1; k < d; ++k)
+      m = p[k * stride] > m || std::isnan(p[k * stride]) ? p[k * stride] : m;
     return m;
   }
 }
@@ -445,7 +543,7 @@ void softmax_group_impl(const T* p, T* q, std::size_t d, std::size_t stride_in) 
       if (p[k * stride] > p[arg * stride]) arg = k;  // first of equal maxima, as ONNX
     for (std::size_t k = 0; k < d; ++k) q[k * stride] = T(k == arg ? 1 : 0);
   } else {
-    const T mx = group_max<T, Contiguous ? 1 : 0>(p, d, stride);
+    const T mx = group_max < T, Contiguous ? 1 : 0 > (p, d, stride);
     for (std::size_t k = 0; k < d; ++k) q[k * stride] = softmax_exp<T>(p[k * stride] - mx);
     double sum[4] = {0, 0, 0, 0};  // four chains: fixed order, no serial add latency
     std::size_t k = 0;
@@ -458,15 +556,18 @@ void softmax_group_impl(const T* p, T* q, std::size_t d, std::size_t stride_in) 
       for (std::size_t j = 0; j < d; ++j) q[j * stride] = q[j * stride] / s;
     } else {
       const double lse = std::log(total);
-      for (std::size_t j = 0; j < d; ++j) q[j * stride] = static_cast<T>(static_cast<double>(p[j * stride] - mx) - lse);
+      for (std::size_t j = 0; j < d; ++j)
+        q[j * stride] = static_cast<T>(static_cast<double>(p[j * stride] - mx) - lse);
     }
   }
 }
 
 template <softmax_kind Kind, class T>
 void softmax_group(const T* p, T* q, std::size_t d, std::size_t stride) {
-  if (stride == 1) softmax_group_impl<Kind, T, true>(p, q, d, 1);
-  else softmax_group_impl<Kind, T, false>(p, q, d, stride);
+  if (stride == 1)
+    softmax_group_impl<Kind, T, true>(p, q, d, 1);
+  else
+    softmax_group_impl<Kind, T, false>(p, q, d, stride);
 }
 
 /// Coerced2d (opset < 13): normalise over everything from `axis` on (default 1); otherwise over
@@ -478,7 +579,9 @@ void run_softmax(op_context& ctx) {
   std::size_t outer, d, inner;
   if (Coerced2d) {
     std::int64_t axis = ctx.node().attr_int("axis", 1);
-    if (axis < -r || axis > r) ctx.fail(errc::out_of_range, "axis " + std::to_string(axis) + " is outside [" + std::to_string(-r) + ", " + std::to_string(r) + "]");
+    if (axis < -r || axis > r)
+      ctx.fail(errc::out_of_range, "axis " + std::to_string(axis) + " is outside [" + std::to_string(-r) +
+                                       ", " + std::to_string(r) + "]");
     if (axis < 0) axis += r;
     outer = x.shape().outer(static_cast<std::size_t>(axis));
     d = outer == 0 ? 0 : x.shape().numel() / outer;
@@ -491,15 +594,16 @@ void run_softmax(op_context& ctx) {
     inner = x.shape().inner(axis);
   }
   ctx.set_output(0, visit_float(x.dtype(), ctx, [&](auto tag) {
-    using T = decltype(tag);
-    tensor y(x.dtype(), x.shape());
-    const T* in = x.view<T>().data();
-    T* out = y.view<T>().data();
-    if (d == 0) return y;
-    for (std::size_t o = 0; o < outer; ++o)
-      for (std::size_t i = 0; i < inner; ++i) softmax_group<Kind>(in + o * d * inner + i, out + o * d * inner + i, d, inner);
-    return y;
-  }));
+                   using T = decltype(tag);
+                   tensor y(x.dtype(), x.shape());
+                   const T* in = x.view<T>().data();
+                   T* out = y.view<T>().data();
+                   if (d == 0) return y;
+                   for (std::size_t o = 0; o < outer; ++o)
+                     for (std::size_t i = 0; i < inner; ++i)
+                       softmax_group<Kind>(in + o * d * inner + i, out + o * d * inner + i, d, inner);
+                   return y;
+                 }));
 }
 
 }  // namespace detail::reduce_ops
@@ -526,7 +630,9 @@ inline void register_reduce_ops(op_registry& r) {
   r.add("ArgMax", run_arg<true>, types::numeric, check_keepdims);
   r.add("ArgMin", run_arg<false>, types::numeric, check_keepdims);
   r.add("TopK", run_topk<false>, types::numeric, nullptr, 1, 9);
-  r.add("TopK", run_topk<true>, types::numeric, [](const node& n, std::int64_t) { detail::shape_ops::reject_moved_attributes(n, {"k"}, 10); }, 10);
+  r.add(
+      "TopK", run_topk<true>, types::numeric,
+      [](const node& n, std::int64_t) { detail::shape_ops::reject_moved_attributes(n, {"k"}, 10); }, 10);
   r.add("Softmax", run_softmax<softmax_kind::softmax, true>, types::floats, nullptr, 1, 12);
   r.add("Softmax", run_softmax<softmax_kind::softmax, false>, types::floats, nullptr, 13);
   r.add("LogSoftmax", run_softmax<softmax_kind::log_softmax, true>, types::floats, nullptr, 1, 12);

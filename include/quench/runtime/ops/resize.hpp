@@ -80,30 +80,47 @@ inline resize_attrs parse_attrs(const node& n, std::int64_t opset, bool upsample
   resize_attrs a;
   auto bad = [&](const std::string& what) { throw_error(errc::unsupported_op, n.context(), what); };
   const std::string mode = n.attr_string("mode", "nearest");
-  if (mode == "nearest") a.mode = interp::nearest;
-  else if (mode == "linear" || (upsample && mode == "bilinear")) a.mode = interp::linear;
-  else if (mode == "cubic" && !upsample && opset >= 11) a.mode = interp::cubic;
-  else bad("mode '" + mode + "' is not supported at opset " + std::to_string(opset));
+  if (mode == "nearest")
+    a.mode = interp::nearest;
+  else if (mode == "linear" || (upsample && mode == "bilinear"))
+    a.mode = interp::linear;
+  else if (mode == "cubic" && !upsample && opset >= 11)
+    a.mode = interp::cubic;
+  else
+    bad("mode '" + mode + "' is not supported at opset " + std::to_string(opset));
   if (upsample || opset < 11) {
     a.transform = coord::asymmetric;
     a.nearest = rounding::legacy;
     return a;
   }
   const std::string ct = n.attr_string("coordinate_transformation_mode", "half_pixel");
-  if (ct == "half_pixel") a.transform = coord::half_pixel;
-  else if (ct == "half_pixel_symmetric" && opset >= 19) a.transform = coord::half_pixel_symmetric;
-  else if (ct == "pytorch_half_pixel") a.transform = coord::pytorch_half_pixel;
-  else if (ct == "align_corners") a.transform = coord::align_corners;
-  else if (ct == "asymmetric") a.transform = coord::asymmetric;
-  else if (ct == "tf_half_pixel_for_nn" && opset < 13) a.transform = coord::tf_half_pixel_for_nn;
-  else if (ct == "tf_crop_and_resize") a.transform = coord::tf_crop_and_resize;
-  else bad("coordinate_transformation_mode '" + ct + "' is not supported at opset " + std::to_string(opset));
+  if (ct == "half_pixel")
+    a.transform = coord::half_pixel;
+  else if (ct == "half_pixel_symmetric" && opset >= 19)
+    a.transform = coord::half_pixel_symmetric;
+  else if (ct == "pytorch_half_pixel")
+    a.transform = coord::pytorch_half_pixel;
+  else if (ct == "align_corners")
+    a.transform = coord::align_corners;
+  else if (ct == "asymmetric")
+    a.transform = coord::asymmetric;
+  else if (ct == "tf_half_pixel_for_nn" && opset < 13)
+    a.transform = coord::tf_half_pixel_for_nn;
+  else if (ct == "tf_crop_and_resize")
+    a.transform = coord::tf_crop_and_resize;
+  else
+    bad("coordinate_transformation_mode '" + ct + "' is not supported at opset " + std::to_string(opset));
   const std::string nm = n.attr_string("nearest_mode", "round_prefer_floor");
-  if (nm == "round_prefer_floor") a.nearest = rounding::round_prefer_floor;
-  else if (nm == "round_prefer_ceil") a.nearest = rounding::round_prefer_ceil;
-  else if (nm == "floor") a.nearest = rounding::floor;
-  else if (nm == "ceil") a.nearest = rounding::ceil;
-  else bad("nearest_mode '" + nm + "' is not supported");
+  if (nm == "round_prefer_floor")
+    a.nearest = rounding::round_prefer_floor;
+  else if (nm == "round_prefer_ceil")
+    a.nearest = rounding::round_prefer_ceil;
+  else if (nm == "floor")
+    a.nearest = rounding::floor;
+  else if (nm == "ceil")
+    a.nearest = rounding::ceil;
+  else
+    bad("nearest_mode '" + nm + "' is not supported");
   a.cubic_a = n.attr_float("cubic_coeff_a", -0.75f);
   a.exclude_outside = n.attr_int("exclude_outside", 0) != 0;
   a.extrapolation = n.attr_float("extrapolation_value", 0.f);
@@ -111,10 +128,14 @@ inline resize_attrs parse_attrs(const node& n, std::int64_t opset, bool upsample
     a.antialias = n.attr_int("antialias", 0) != 0;
     if (a.antialias && a.mode == interp::nearest) bad("antialias applies to linear and cubic modes only");
     const std::string kp = n.attr_string("keep_aspect_ratio_policy", "stretch");
-    if (kp == "stretch") a.policy = aspect::stretch;
-    else if (kp == "not_larger") a.policy = aspect::not_larger;
-    else if (kp == "not_smaller") a.policy = aspect::not_smaller;
-    else bad("keep_aspect_ratio_policy '" + kp + "' is not supported");
+    if (kp == "stretch")
+      a.policy = aspect::stretch;
+    else if (kp == "not_larger")
+      a.policy = aspect::not_larger;
+    else if (kp == "not_smaller")
+      a.policy = aspect::not_smaller;
+    else
+      bad("keep_aspect_ratio_policy '" + kp + "' is not supported");
     a.axes = n.attr_ints("axes", {});
   }
   return a;
@@ -124,23 +145,34 @@ template <bool Upsample>
 void check_resize(const node& n, std::int64_t opset) {
   const resize_attrs a = parse_attrs(n, opset, Upsample);
   if (a.mode != interp::nearest)
-    if (const value* x = n.input(0); x && x->elem_type() != 0 && x->dtype() != dtype::float32 && x->dtype() != dtype::float64)
-      throw_error(errc::unsupported_op, n.context(), "linear and cubic modes need a float or double input, found element type " +
-                                                         std::to_string(x->elem_type()));
-  if (Upsample && opset < 9 && !n.find_attribute("scales")) throw_error(errc::invalid_model, n.context(), "requires the 'scales' attribute");
+    if (const value* x = n.input(0);
+        x && x->elem_type() != 0 && x->dtype() != dtype::float32 && x->dtype() != dtype::float64)
+      throw_error(errc::unsupported_op, n.context(),
+                  "linear and cubic modes need a float or double input, found element type " +
+                      std::to_string(x->elem_type()));
+  if (Upsample && opset < 9 && !n.find_attribute("scales"))
+    throw_error(errc::invalid_model, n.context(), "requires the 'scales' attribute");
 }
 
 /// Values of a float32/float64/float16 input as doubles.
 inline std::vector<double> doubles_of(const op_context& ctx, const tensor& t, const std::string& what) {
-  if (t.rank() > 1) ctx.fail(errc::shape_mismatch, what + ": expected a 1-D tensor, found shape " + to_string(t.shape()));
+  if (t.rank() > 1)
+    ctx.fail(errc::shape_mismatch, what + ": expected a 1-D tensor, found shape " + to_string(t.shape()));
   std::vector<double> v(t.size());
   switch (t.dtype()) {
-    case dtype::float32: std::copy(t.view<float>().begin(), t.view<float>().end(), v.begin()); break;
-    case dtype::float64: std::copy(t.view<double>().begin(), t.view<double>().end(), v.begin()); break;
-    case dtype::float16:
-      for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>(static_cast<float>(t.view<float16>()[i]));
+    case dtype::float32:
+      std::copy(t.view<float>().begin(), t.view<float>().end(), v.begin());
       break;
-    default: ctx.fail(errc::dtype_mismatch, what + ": expected float, double or float16, found " + to_string(t.dtype()));
+    case dtype::float64:
+      std::copy(t.view<double>().begin(), t.view<double>().end(), v.begin());
+      break;
+    case dtype::float16:
+      for (std::size_t i = 0; i < v.size(); ++i)
+        v[i] = static_cast<double>(static_cast<float>(t.view<float16>()[i]));
+      break;
+    default:
+      ctx.fail(errc::dtype_mismatch,
+               what + ": expected float, double or float16, found " + to_string(t.dtype()));
   }
   return v;
 }
@@ -193,7 +225,9 @@ inline int tap_weights(const resize_attrs& a, double ratio, double scale, std::v
     start = static_cast<int>(std::floor(-2 / s) + 1);
     for (int i = start; i < 2 - start; ++i) {
       const double x = std::fabs(s * (i - ratio)), x2 = x * x, x3 = x2 * x;
-      w.push_back(x <= 1 ? (A + 2) * x3 - (A + 3) * x2 + 1 : x < 2 ? A * x3 - 5 * A * x2 + 8 * A * x - 4 * A : 0.0);
+      w.push_back(x <= 1  ? (A + 2) * x3 - (A + 3) * x2 + 1
+                  : x < 2 ? A * x3 - 5 * A * x2 + 8 * A * x - 4 * A
+                          : 0.0);
     }
   }
   for (double v : w) sum += v;
@@ -206,21 +240,26 @@ inline int tap_weights(const resize_attrs& a, double ratio, double scale, std::v
 /// the resized length: the integer output size, except for align_corners given scales, where the
 /// reference divides by scale * input length (the backend test data depend on it; ONNX Runtime
 /// uses the integer size and fails those two tests).
-inline float source_coordinate(const resize_attrs& a, float x, std::size_t in, std::size_t out, float scale, float align_length,
-                               float roi_start, float roi_end) {
+inline float source_coordinate(const resize_attrs& a, float x, std::size_t in, std::size_t out, float scale,
+                               float align_length, float roi_start, float roi_end) {
   const auto in_f = static_cast<float>(in);
   const auto length = static_cast<float>(out);
   switch (a.transform) {
-    case coord::half_pixel: return (x + 0.5f) / scale - 0.5f;
+    case coord::half_pixel:
+      return (x + 0.5f) / scale - 0.5f;
     case coord::half_pixel_symmetric: {
       const float adjustment = length / (scale * in_f);
       const float offset = in_f / 2 * (1 - adjustment);
       return static_cast<float>(offset + (x + 0.5) / scale - 0.5);
     }
-    case coord::pytorch_half_pixel: return length > 1 ? (x + 0.5f) / scale - 0.5f : 0.f;
-    case coord::align_corners: return align_length == 1 ? 0.f : x * (in_f - 1) / (align_length - 1);
-    case coord::asymmetric: return x / scale;
-    case coord::tf_half_pixel_for_nn: return (x + 0.5f) / scale;
+    case coord::pytorch_half_pixel:
+      return length > 1 ? (x + 0.5f) / scale - 0.5f : 0.f;
+    case coord::align_corners:
+      return align_length == 1 ? 0.f : x * (in_f - 1) / (align_length - 1);
+    case coord::asymmetric:
+      return x / scale;
+    case coord::tf_half_pixel_for_nn:
+      return (x + 0.5f) / scale;
     case coord::tf_crop_and_resize:
       return length > 1 ? roi_start * (in_f - 1) + (x * (roi_end - roi_start) * (in_f - 1)) / (length - 1)
                         : static_cast<float>(0.5 * (roi_start + roi_end) * (in_f - 1));
@@ -228,8 +267,8 @@ inline float source_coordinate(const resize_attrs& a, float x, std::size_t in, s
   return 0.f;
 }
 
-inline axis_map make_axis_map(const resize_attrs& a, std::size_t in, std::size_t out, float scale, float align_length, float roi_start,
-                              float roi_end) {
+inline axis_map make_axis_map(const resize_attrs& a, std::size_t in, std::size_t out, float scale,
+                              float align_length, float roi_start, float roi_end) {
   axis_map m;
   m.in = in;
   m.out = out;
@@ -241,7 +280,8 @@ inline axis_map make_axis_map(const resize_attrs& a, std::size_t in, std::size_t
   m.weight.reserve(out * m.taps);
   const auto last = static_cast<std::int64_t>(in) - 1;
   for (std::size_t o = 0; o < out; ++o) {
-    const double x = source_coordinate(a, static_cast<float>(o), in, out, scale, align_length, roi_start, roi_end);
+    const double x =
+        source_coordinate(a, static_cast<float>(o), in, out, scale, align_length, roi_start, roi_end);
     if (a.transform == coord::tf_crop_and_resize && (x < 0 || x > static_cast<double>(last))) {
       m.outside[o] = 1;
       m.index.insert(m.index.end(), m.taps, 0);
@@ -258,11 +298,20 @@ inline axis_map make_axis_map(const resize_attrs& a, std::size_t in, std::size_t
         const double base = std::floor(x), ratio = x - base;
         bool up = false;
         switch (a.nearest) {
-          case rounding::round_prefer_floor: up = ratio > 0.5; break;
-          case rounding::round_prefer_ceil: up = ratio >= 0.5; break;
-          case rounding::floor: up = false; break;
-          case rounding::ceil: up = true; break;
-          case rounding::legacy: break;
+          case rounding::round_prefer_floor:
+            up = ratio > 0.5;
+            break;
+          case rounding::round_prefer_ceil:
+            up = ratio >= 0.5;
+            break;
+          case rounding::floor:
+            up = false;
+            break;
+          case rounding::ceil:
+            up = true;
+            break;
+          case rounding::legacy:
+            break;
         }
         i = static_cast<std::int64_t>(base) + (up ? 1 : 0);
       }
@@ -318,7 +367,8 @@ tensor resize_nearest(const tensor& x, const std::vector<axis_map>& maps, double
       outside = outside || maps[a].outside[pos[a]];
       base += maps[a].index[pos[a]] * xs[a];
     }
-    for (std::size_t o = 0; o < last.out; ++o) out[o] = outside || last.outside[o] ? fill : in[base + last.index[o]];
+    for (std::size_t o = 0; o < last.out; ++o)
+      out[o] = outside || last.outside[o] ? fill : in[base + last.index[o]];
     out += last.out;
     std::size_t a = r - 1;
     for (;;) {
@@ -352,7 +402,8 @@ tensor resize_weighted(const tensor& x, const std::vector<axis_map>& maps, doubl
         T* d = dst + o * m.out;
         for (std::size_t j = 0; j < m.out; ++j) {
           double acc = 0;
-          for (std::size_t t = 0; t < m.taps; ++t) acc += m.weight[j * m.taps + t] * static_cast<double>(s[m.index[j * m.taps + t]]);
+          for (std::size_t t = 0; t < m.taps; ++t)
+            acc += m.weight[j * m.taps + t] * static_cast<double>(s[m.index[j * m.taps + t]]);
           d[j] = m.outside[j] ? static_cast<T>(extrapolation) : static_cast<T>(acc);
         }
       }
@@ -394,7 +445,8 @@ void run_resize(op_context& ctx) {
   std::vector<double> scales, roi;
   std::vector<std::int64_t> sizes;
   if (Upsample && ctx.opset() < 9) {
-    for (float s : ctx.node().find_attribute("scales") ? ctx.node().find_attribute("scales")->floats : std::vector<float>{})
+    for (float s : ctx.node().find_attribute("scales") ? ctx.node().find_attribute("scales")->floats
+                                                       : std::vector<float>{})
       scales.push_back(s);
   } else if (Upsample || ctx.opset() < 11) {
     scales = doubles_of(ctx, ctx.required_input(1), "scales");
@@ -404,7 +456,8 @@ void run_resize(op_context& ctx) {
     if (const tensor* t = ctx.input(3); t && t->size()) sizes = shape_ops::ints_of(ctx, *t, "sizes");
   }
   if (scales.empty() == sizes.empty())
-    ctx.fail(errc::invalid_model, "needs exactly one of scales and sizes" + std::string(scales.empty() ? " (neither given)" : " (both given)"));
+    ctx.fail(errc::invalid_model, "needs exactly one of scales and sizes" +
+                                      std::string(scales.empty() ? " (neither given)" : " (both given)"));
   std::vector<std::size_t> axes;
   if (a.axes.empty()) {
     for (std::size_t i = 0; i < r; ++i) axes.push_back(i);
@@ -413,11 +466,12 @@ void run_resize(op_context& ctx) {
   }
   const std::size_t given = scales.empty() ? sizes.size() : scales.size();
   if (given != axes.size())
-    ctx.fail(errc::shape_mismatch, std::string(scales.empty() ? "sizes" : "scales") + " has " + std::to_string(given) + " entries for " +
-                                       std::to_string(axes.size()) + " axes of input " + to_string(x.shape()));
+    ctx.fail(errc::shape_mismatch, std::string(scales.empty() ? "sizes" : "scales") + " has " +
+                                       std::to_string(given) + " entries for " + std::to_string(axes.size()) +
+                                       " axes of input " + to_string(x.shape()));
   if (a.transform == coord::tf_crop_and_resize && roi.size() != 2 * axes.size())
-    ctx.fail(errc::shape_mismatch, "tf_crop_and_resize needs a roi of " + std::to_string(2 * axes.size()) + " values, found " +
-                                       std::to_string(roi.size()));
+    ctx.fail(errc::shape_mismatch, "tf_crop_and_resize needs a roi of " + std::to_string(2 * axes.size()) +
+                                       " values, found " + std::to_string(roi.size()));
 
   // Scales and output sizes in float, as ONNX Runtime computes them: floor(scale * input)
   // rounds the same way for scales such as 0.7f * 10.
@@ -432,8 +486,11 @@ void run_resize(op_context& ctx) {
       const std::size_t ax = axes[i];
       const auto s = static_cast<float>(scales[i]);
       if (!(s > 0) || !std::isfinite(s))
-        ctx.fail(errc::invalid_value, "scale " + std::to_string(scales[i]) + " on axis " + std::to_string(ax) + " is not positive");
-      if (Upsample && s < 1) ctx.fail(errc::invalid_value, "Upsample scale " + std::to_string(scales[i]) + " on axis " + std::to_string(ax) + " is below 1");
+        ctx.fail(errc::invalid_value, "scale " + std::to_string(scales[i]) + " on axis " +
+                                          std::to_string(ax) + " is not positive");
+      if (Upsample && s < 1)
+        ctx.fail(errc::invalid_value, "Upsample scale " + std::to_string(scales[i]) + " on axis " +
+                                          std::to_string(ax) + " is below 1");
       scale[ax] = s;
       align_length[ax] = s * static_cast<float>(x.shape()[ax]);
       out[ax] = static_cast<std::size_t>(align_length[ax]);
@@ -441,7 +498,8 @@ void run_resize(op_context& ctx) {
   } else {
     for (std::size_t i = 0; i < axes.size(); ++i)
       if (sizes[i] < 0 || (sizes[i] > 0 && x.shape()[axes[i]] == 0))
-        ctx.fail(errc::invalid_value, "size " + std::to_string(sizes[i]) + " on axis " + std::to_string(axes[i]) + " is not reachable from " +
+        ctx.fail(errc::invalid_value, "size " + std::to_string(sizes[i]) + " on axis " +
+                                          std::to_string(axes[i]) + " is not reachable from " +
                                           to_string(x.shape()));
     if (a.policy == aspect::stretch) {
       for (std::size_t i = 0; i < axes.size(); ++i) {
@@ -473,13 +531,19 @@ void run_resize(op_context& ctx) {
 
   std::vector<axis_map> maps(r);
   for (std::size_t ax = 0; ax < r; ++ax) {
-    if (out[ax] > 0 && x.shape()[ax] == 0) ctx.fail(errc::shape_mismatch, "cannot resize the empty axis " + std::to_string(ax));
-    maps[ax] = make_axis_map(a, static_cast<std::size_t>(x.shape()[ax]), out[ax], scale[ax], align_length[ax], roi_s[ax], roi_e[ax]);
+    if (out[ax] > 0 && x.shape()[ax] == 0)
+      ctx.fail(errc::shape_mismatch, "cannot resize the empty axis " + std::to_string(ax));
+    maps[ax] = make_axis_map(a, static_cast<std::size_t>(x.shape()[ax]), out[ax], scale[ax], align_length[ax],
+                             roi_s[ax], roi_e[ax]);
   }
   if (a.mode == interp::nearest) {
-    ctx.set_output(0, visit_numeric(x.dtype(), ctx, [&](auto tag) { return resize_nearest<decltype(tag)>(x, maps, a.extrapolation); }));
+    ctx.set_output(0, visit_numeric(x.dtype(), ctx, [&](auto tag) {
+                     return resize_nearest<decltype(tag)>(x, maps, a.extrapolation);
+                   }));
   } else {
-    ctx.set_output(0, visit_float(x.dtype(), ctx, [&](auto tag) { return resize_weighted<decltype(tag)>(x, maps, a.extrapolation); }));
+    ctx.set_output(0, visit_float(x.dtype(), ctx, [&](auto tag) {
+                     return resize_weighted<decltype(tag)>(x, maps, a.extrapolation);
+                   }));
   }
 }
 

@@ -70,7 +70,8 @@ inline std::vector<std::int64_t> optional_ints(const op_context& ctx, std::size_
 inline double scalar_of(const op_context& ctx, const tensor& t, const std::string& what) {
   if (t.size() != 1)
     ctx.fail(errc::shape_mismatch, what + ": expected one element, found shape " + to_string(t.shape()));
-  return visit_numeric(t.dtype(), ctx, [&](auto tag) { return static_cast<double>(t.view<decltype(tag)>()[0]); });
+  return visit_numeric(t.dtype(), ctx,
+                       [&](auto tag) { return static_cast<double>(t.view<decltype(tag)>()[0]); });
 }
 
 /// Resolves `axis` against `rank`, failing with the node as context.
@@ -79,7 +80,8 @@ inline std::size_t axis_of(const op_context& ctx, std::int64_t axis, std::size_t
 }
 
 /// Axes resolved against `rank`; a repeated axis is an error.
-inline std::vector<std::size_t> axes_of(const op_context& ctx, const std::vector<std::int64_t>& axes, std::size_t rank) {
+inline std::vector<std::size_t> axes_of(const op_context& ctx, const std::vector<std::int64_t>& axes,
+                                        std::size_t rank) {
   std::vector<std::size_t> out;
   std::vector<bool> seen(rank, false);
   for (std::int64_t a : axes) {
@@ -106,32 +108,41 @@ inline std::vector<std::int64_t> strides_of(const shape& s) {
 }
 
 template <std::size_t E>
-inline void copy_elements(const std::byte* src, std::byte* dst, std::int64_t n, std::int64_t stride) noexcept {
+inline void copy_elements(const std::byte* src, std::byte* dst, std::int64_t n,
+                          std::int64_t stride) noexcept {
   // Fixed-size memcpy compiles to one load and store, without alignment or aliasing assumptions.
-  for (std::int64_t j = 0; j < n; ++j) std::memcpy(dst + j * static_cast<std::int64_t>(E), src + j * stride * static_cast<std::int64_t>(E), E);
+  for (std::int64_t j = 0; j < n; ++j)
+    std::memcpy(dst + j * static_cast<std::int64_t>(E), src + j * stride * static_cast<std::int64_t>(E), E);
 }
 
 /// Copies `n` elements read `stride` elements apart in `src` to contiguous `dst`.
-inline void copy_run(const std::byte* src, std::byte* dst, std::int64_t n, std::int64_t stride, std::size_t esz) noexcept {
+inline void copy_run(const std::byte* src, std::byte* dst, std::int64_t n, std::int64_t stride,
+                     std::size_t esz) noexcept {
   if (stride == 1) {
     std::memcpy(dst, src, static_cast<std::size_t>(n) * esz);
     return;
   }
   switch (esz) {
-    case 1: return copy_elements<1>(src, dst, n, stride);
-    case 2: return copy_elements<2>(src, dst, n, stride);
-    case 4: return copy_elements<4>(src, dst, n, stride);
-    case 8: return copy_elements<8>(src, dst, n, stride);
+    case 1:
+      return copy_elements<1>(src, dst, n, stride);
+    case 2:
+      return copy_elements<2>(src, dst, n, stride);
+    case 4:
+      return copy_elements<4>(src, dst, n, stride);
+    case 8:
+      return copy_elements<8>(src, dst, n, stride);
     default:
       for (std::int64_t j = 0; j < n; ++j)
-        std::memcpy(dst + j * static_cast<std::int64_t>(esz), src + j * stride * static_cast<std::int64_t>(esz), esz);
+        std::memcpy(dst + j * static_cast<std::int64_t>(esz),
+                    src + j * stride * static_cast<std::int64_t>(esz), esz);
   }
 }
 
 /// Writes the view of `src` with dimensions `dims` and element strides `strides` (0 repeats an
 /// element, negative walks backwards) contiguously to `dst`. Transpose, Slice, Expand, Tile and
 /// the depth/space rearrangements are all such views.
-inline void strided_copy(const std::byte* src, std::byte* dst, std::size_t esz, const std::vector<std::int64_t>& dims,
+inline void strided_copy(const std::byte* src, std::byte* dst, std::size_t esz,
+                         const std::vector<std::int64_t>& dims,
                          const std::vector<std::int64_t>& strides) noexcept {
   // Drop unit axes and merge an axis into the previous one when they are contiguous, so the
   // inner run is as long as possible.
@@ -250,7 +261,8 @@ void nibble_aware(op_context& ctx) {
       continue;
     }
     tensor p(packed, outs[o].shape());
-    pack_4bit(reinterpret_cast<const std::uint8_t*>(outs[o].bytes()), outs[o].size(), reinterpret_cast<std::uint8_t*>(p.bytes()));
+    pack_4bit(reinterpret_cast<const std::uint8_t*>(outs[o].bytes()), outs[o].size(),
+              reinterpret_cast<std::uint8_t*>(p.bytes()));
     ctx.set_output(o, std::move(p));
   }
 }
@@ -258,7 +270,8 @@ void nibble_aware(op_context& ctx) {
 // ---- Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout ----------------------------------
 
 /// The shape Reshape produces: 0 copies the input dimension (unless `allowzero`), -1 is inferred.
-inline shape reshape_target(const op_context& ctx, const shape& in, const std::vector<std::int64_t>& spec, bool allowzero) {
+inline shape reshape_target(const op_context& ctx, const shape& in, const std::vector<std::int64_t>& spec,
+                            bool allowzero) {
   std::vector<std::int64_t> out(spec.size());
   std::ptrdiff_t infer = -1;
   bool literal_zero = false;
@@ -276,7 +289,8 @@ inline shape reshape_target(const op_context& ctx, const shape& in, const std::v
         literal_zero = true;
       } else {
         if (i >= in.rank())
-          ctx.fail(errc::shape_mismatch, "shape entry " + std::to_string(i) + " is 0 (copy the input dimension) but the input " +
+          ctx.fail(errc::shape_mismatch, "shape entry " + std::to_string(i) +
+                                             " is 0 (copy the input dimension) but the input " +
                                              to_string(in) + " has rank " + std::to_string(in.rank()));
         v = in[i];
       }
@@ -289,11 +303,12 @@ inline shape reshape_target(const op_context& ctx, const shape& in, const std::v
     if (literal_zero) ctx.fail(errc::invalid_model, "allowzero=1 and the shape holds both 0 and -1");
     if (known == 0 || in.numel() % known != 0)
       ctx.fail(errc::shape_mismatch, "cannot reshape " + to_string(in) + " (" + std::to_string(in.numel()) +
-                                         " elements) with a -1 and the other dimensions multiplying to " + std::to_string(known));
+                                         " elements) with a -1 and the other dimensions multiplying to " +
+                                         std::to_string(known));
     out[static_cast<std::size_t>(infer)] = static_cast<std::int64_t>(in.numel() / known);
   } else if (known != in.numel()) {
-    ctx.fail(errc::shape_mismatch, "cannot reshape " + to_string(in) + " (" + std::to_string(in.numel()) + " elements) to " +
-                                       std::to_string(known) + " elements");
+    ctx.fail(errc::shape_mismatch, "cannot reshape " + to_string(in) + " (" + std::to_string(in.numel()) +
+                                       " elements) to " + std::to_string(known) + " elements");
   }
   return shape(std::move(out));
 }
@@ -319,7 +334,8 @@ inline void run_flatten(op_context& ctx) {
   const auto r = static_cast<std::int64_t>(x.rank());
   std::int64_t axis = ctx.node().attr_int("axis", 1);
   if (axis < -r || axis > r)
-    ctx.fail(errc::out_of_range, "axis " + std::to_string(axis) + " is outside [" + std::to_string(-r) + ", " + std::to_string(r) + "]");
+    ctx.fail(errc::out_of_range, "axis " + std::to_string(axis) + " is outside [" + std::to_string(-r) +
+                                     ", " + std::to_string(r) + "]");
   if (axis < 0) axis += r;
   std::int64_t outer = 1, inner = 1;
   for (std::int64_t i = 0; i < r; ++i) (i < axis ? outer : inner) *= x.shape()[static_cast<std::size_t>(i)];
@@ -336,8 +352,8 @@ void run_squeeze(op_context& ctx) {
   if (given) {
     for (std::size_t a : axes_of(ctx, axes, x.rank())) {
       if (x.shape()[a] != 1)
-        ctx.fail(errc::shape_mismatch, "cannot squeeze axis " + std::to_string(a) + " of size " + std::to_string(x.shape()[a]) +
-                                           " in " + to_string(x.shape()));
+        ctx.fail(errc::shape_mismatch, "cannot squeeze axis " + std::to_string(a) + " of size " +
+                                           std::to_string(x.shape()[a]) + " in " + to_string(x.shape()));
       drop[a] = true;
     }
   } else {
@@ -354,8 +370,10 @@ void run_squeeze(op_context& ctx) {
 template <bool AxesInput>
 void run_unsqueeze(op_context& ctx) {
   const tensor& x = ctx.required_input(0);
-  if (!AxesInput && !ctx.node().find_attribute("axes")) ctx.fail(errc::invalid_model, "requires the 'axes' attribute");
-  const auto axes = AxesInput ? ints_of(ctx, ctx.required_input(1), "axes") : ctx.node().attr_ints("axes", {});
+  if (!AxesInput && !ctx.node().find_attribute("axes"))
+    ctx.fail(errc::invalid_model, "requires the 'axes' attribute");
+  const auto axes =
+      AxesInput ? ints_of(ctx, ctx.required_input(1), "axes") : ctx.node().attr_ints("axes", {});
   const std::size_t out_rank = x.rank() + axes.size();
   std::vector<bool> inserted(out_rank, false);
   for (std::size_t a : axes_of(ctx, axes, out_rank)) inserted[a] = true;
@@ -372,7 +390,8 @@ inline void run_identity(op_context& ctx) { ctx.set_output(0, ctx.required_input
 /// a typed value without a tensor element type is one of those.
 inline void check_identity(const node& n, std::int64_t) {
   if (const value* v = n.input(0); v && v->elem_type() == 0 && !v->type_residual().empty())
-    throw_error(errc::unsupported_op, n.context(), "input '" + v->name() + "' is not a tensor (a sequence or optional)");
+    throw_error(errc::unsupported_op, n.context(),
+                "input '" + v->name() + "' is not a tensor (a sequence or optional)");
 }
 
 /// Dropout at inference is the identity; the optional mask is all ones (bool from opset 10, the
@@ -385,9 +404,12 @@ inline void run_dropout(op_context& ctx) {
       if (training->dtype() != dtype::bool_ || training->size() != 1)
         ctx.fail(errc::invalid_model, "training_mode must be one bool");
       double ratio = 0.5;
-      if (const tensor* r = ctx.input(1)) ratio = visit_float(r->dtype(), ctx, [&](auto tag) { return static_cast<double>(r->view<decltype(tag)>()[0]); });
+      if (const tensor* r = ctx.input(1))
+        ratio = visit_float(r->dtype(), ctx,
+                            [&](auto tag) { return static_cast<double>(r->view<decltype(tag)>()[0]); });
       if (training->view<bool>()[0] && ratio != 0.0)
-        ctx.unsupported("training_mode=true with ratio " + std::to_string(ratio) + " (random dropout) is not supported");
+        ctx.unsupported("training_mode=true with ratio " + std::to_string(ratio) +
+                        " (random dropout) is not supported");
     }
   }
   if (ctx.output_wanted(1)) {
@@ -398,12 +420,12 @@ inline void run_dropout(op_context& ctx) {
       ctx.set_output(1, std::move(mask));
     } else {
       ctx.set_output(1, visit_float(x.dtype(), ctx, [&](auto tag) {
-        using T = decltype(tag);
-        tensor mask(x.dtype(), x.shape());
-        auto m = mask.view<T>();
-        std::fill(m.begin(), m.end(), T(1));
-        return mask;
-      }));
+                       using T = decltype(tag);
+                       tensor mask(x.dtype(), x.shape());
+                       auto m = mask.view<T>();
+                       std::fill(m.begin(), m.end(), T(1));
+                       return mask;
+                     }));
     }
   }
   ctx.set_output(0, x.clone());
@@ -445,7 +467,8 @@ inline void run_transpose(op_context& ctx) {
     for (std::size_t i = 0; i < r; ++i) perm[i] = static_cast<std::int64_t>(r - 1 - i);
   }
   if (perm.size() != r)
-    ctx.fail(errc::invalid_model, "perm has " + std::to_string(perm.size()) + " entries for an input of rank " + std::to_string(r));
+    ctx.fail(errc::invalid_model, "perm has " + std::to_string(perm.size()) +
+                                      " entries for an input of rank " + std::to_string(r));
   std::vector<bool> seen(r, false);
   for (std::int64_t p : perm) {
     if (p < 0 || p >= static_cast<std::int64_t>(r) || seen[static_cast<std::size_t>(p)])
@@ -466,7 +489,8 @@ inline void run_transpose(op_context& ctx) {
 inline void run_concat(op_context& ctx) {
   if (ctx.input_count() == 0) ctx.fail(errc::invalid_model, "needs at least one input");
   // Concat-1 defaults the axis to 1; from opset 4 it is required.
-  if (ctx.opset() >= 4 && !ctx.node().find_attribute("axis")) ctx.fail(errc::invalid_model, "requires the 'axis' attribute");
+  if (ctx.opset() >= 4 && !ctx.node().find_attribute("axis"))
+    ctx.fail(errc::invalid_model, "requires the 'axis' attribute");
   const tensor& first = ctx.required_input(0);
   const std::size_t r = first.rank();
   if (r == 0) ctx.fail(errc::shape_mismatch, "cannot concatenate scalars");
@@ -476,13 +500,14 @@ inline void run_concat(op_context& ctx) {
   for (std::size_t i = 0; i < ctx.input_count(); ++i) {
     const tensor& t = ctx.required_input(i);
     if (t.dtype() != first.dtype())
-      ctx.fail(errc::dtype_mismatch, "input " + std::to_string(i) + " has element type " + to_string(t.dtype()) + ", input 0 " +
-                                         to_string(first.dtype()));
+      ctx.fail(errc::dtype_mismatch, "input " + std::to_string(i) + " has element type " +
+                                         to_string(t.dtype()) + ", input 0 " + to_string(first.dtype()));
     bool ok = t.rank() == r;
     for (std::size_t a = 0; ok && a < r; ++a) ok = a == axis || t.shape()[a] == first.shape()[a];
     if (!ok)
-      ctx.fail(errc::shape_mismatch, "input " + std::to_string(i) + " has shape " + to_string(t.shape()) + ", which does not match input 0 " +
-                                         to_string(first.shape()) + " outside axis " + std::to_string(axis));
+      ctx.fail(errc::shape_mismatch, "input " + std::to_string(i) + " has shape " + to_string(t.shape()) +
+                                         ", which does not match input 0 " + to_string(first.shape()) +
+                                         " outside axis " + std::to_string(axis));
     dims[axis] += t.shape()[axis];
   }
   tensor y(first.dtype(), shape(dims));
@@ -519,21 +544,26 @@ inline void run_split(op_context& ctx) {
   }
   if (given) {
     if (split.size() != n_out)
-      ctx.fail(errc::invalid_model, "split has " + std::to_string(split.size()) + " entries for " + std::to_string(n_out) + " outputs");
+      ctx.fail(errc::invalid_model, "split has " + std::to_string(split.size()) + " entries for " +
+                                        std::to_string(n_out) + " outputs");
     std::int64_t sum = 0;
     for (std::int64_t s : split) {
       if (s < 0) ctx.fail(errc::invalid_value, "split entry " + std::to_string(s) + " is negative");
       sum += s;
     }
     if (sum != dim)
-      ctx.fail(errc::shape_mismatch, "split sums to " + std::to_string(sum) + " but axis " + std::to_string(axis) + " has " + std::to_string(dim));
+      ctx.fail(errc::shape_mismatch, "split sums to " + std::to_string(sum) + " but axis " +
+                                         std::to_string(axis) + " has " + std::to_string(dim));
   } else {
-    const std::int64_t parts = ctx.opset() >= 18 ? ctx.node().attr_int("num_outputs", static_cast<std::int64_t>(n_out)) : static_cast<std::int64_t>(n_out);
+    const std::int64_t parts = ctx.opset() >= 18
+                                   ? ctx.node().attr_int("num_outputs", static_cast<std::int64_t>(n_out))
+                                   : static_cast<std::int64_t>(n_out);
     if (parts <= 0 || static_cast<std::size_t>(parts) != n_out)
-      ctx.fail(errc::invalid_model, "num_outputs is " + std::to_string(parts) + " but the node has " + std::to_string(n_out) + " outputs");
+      ctx.fail(errc::invalid_model, "num_outputs is " + std::to_string(parts) + " but the node has " +
+                                        std::to_string(n_out) + " outputs");
     if (ctx.opset() < 18 && dim % parts != 0)
-      ctx.fail(errc::shape_mismatch, "axis " + std::to_string(axis) + " of size " + std::to_string(dim) + " does not split into " +
-                                         std::to_string(parts) + " equal parts");
+      ctx.fail(errc::shape_mismatch, "axis " + std::to_string(axis) + " of size " + std::to_string(dim) +
+                                         " does not split into " + std::to_string(parts) + " equal parts");
     const std::int64_t chunk = (dim + parts - 1) / parts;
     std::int64_t left = dim;
     for (std::int64_t i = 0; i < parts; ++i) {
@@ -552,7 +582,8 @@ inline void run_split(op_context& ctx) {
       dims[axis] = split[k];
       tensor y(x.dtype(), shape(dims));
       std::byte* dst = y.bytes();
-      for (std::size_t o = 0; o < outer && block; ++o) std::memcpy(dst + o * block, x.bytes() + o * row + begin, block);
+      for (std::size_t o = 0; o < outer && block; ++o)
+        std::memcpy(dst + o * block, x.bytes() + o * row + begin, block);
       ctx.set_output(k, std::move(y));
     }
     begin += block;
@@ -561,17 +592,20 @@ inline void run_split(op_context& ctx) {
 
 /// Slices x with ONNX's clamping: negative starts/ends count from the end, then starts clamp to
 /// [0, dim] ([0, dim-1] for negative steps) and ends to [0, dim] ([-1, dim-1] for negative steps).
-inline void slice_impl(op_context& ctx, const tensor& x, const std::vector<std::int64_t>& starts, const std::vector<std::int64_t>& ends,
-                       const std::vector<std::int64_t>& axes_in, const std::vector<std::int64_t>& steps) {
+inline void slice_impl(op_context& ctx, const tensor& x, const std::vector<std::int64_t>& starts,
+                       const std::vector<std::int64_t>& ends, const std::vector<std::int64_t>& axes_in,
+                       const std::vector<std::int64_t>& steps) {
   const std::size_t r = x.rank();
   if (starts.size() != ends.size())
-    ctx.fail(errc::invalid_model, "starts has " + std::to_string(starts.size()) + " entries, ends " + std::to_string(ends.size()));
+    ctx.fail(errc::invalid_model,
+             "starts has " + std::to_string(starts.size()) + " entries, ends " + std::to_string(ends.size()));
   std::vector<std::int64_t> axes = axes_in;
   if (axes.empty()) {
     for (std::size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<std::int64_t>(i));
   }
   if (axes.size() != starts.size()) ctx.fail(errc::invalid_model, "axes and starts have different lengths");
-  if (!steps.empty() && steps.size() != starts.size()) ctx.fail(errc::invalid_model, "steps and starts have different lengths");
+  if (!steps.empty() && steps.size() != starts.size())
+    ctx.fail(errc::invalid_model, "steps and starts have different lengths");
   const auto in_strides = strides_of(x.shape());
   std::vector<std::int64_t> dims = x.shape().dims();
   std::vector<std::int64_t> strides = in_strides;
@@ -603,21 +637,25 @@ inline void slice_impl(op_context& ctx, const tensor& x, const std::vector<std::
   }
   tensor y(x.dtype(), shape(dims));
   const std::size_t esz = elem_bytes(ctx, x.dtype());
-  if (y.size()) strided_copy(x.bytes() + offset * static_cast<std::int64_t>(esz), y.bytes(), esz, dims, strides);
+  if (y.size())
+    strided_copy(x.bytes() + offset * static_cast<std::int64_t>(esz), y.bytes(), esz, dims, strides);
   ctx.set_output(0, std::move(y));
 }
 
 /// Slice-1 to -9: starts, ends and axes are attributes.
 inline void run_slice_attr(op_context& ctx) {
   const node& n = ctx.node();
-  if (!n.find_attribute("starts") || !n.find_attribute("ends")) ctx.fail(errc::invalid_model, "requires 'starts' and 'ends' attributes");
-  slice_impl(ctx, ctx.required_input(0), n.attr_ints("starts", {}), n.attr_ints("ends", {}), n.attr_ints("axes", {}), {});
+  if (!n.find_attribute("starts") || !n.find_attribute("ends"))
+    ctx.fail(errc::invalid_model, "requires 'starts' and 'ends' attributes");
+  slice_impl(ctx, ctx.required_input(0), n.attr_ints("starts", {}), n.attr_ints("ends", {}),
+             n.attr_ints("axes", {}), {});
 }
 
 /// Slice-10 and later: starts, ends, axes and steps are inputs.
 inline void run_slice(op_context& ctx) {
-  slice_impl(ctx, ctx.required_input(0), ints_of(ctx, ctx.required_input(1), "starts"), ints_of(ctx, ctx.required_input(2), "ends"),
-             optional_ints(ctx, 3, "axes", {}), optional_ints(ctx, 4, "steps", {}));
+  slice_impl(ctx, ctx.required_input(0), ints_of(ctx, ctx.required_input(1), "starts"),
+             ints_of(ctx, ctx.required_input(2), "ends"), optional_ints(ctx, 3, "axes", {}),
+             optional_ints(ctx, 4, "steps", {}));
 }
 
 // ---- Gather, GatherElements, Expand, Tile --------------------------------------------------------
@@ -636,7 +674,8 @@ inline std::vector<std::int64_t> indices_of(const op_context& ctx, const tensor&
   }
   for (auto& i : idx) {
     if (i < -dim || i >= dim)
-      ctx.fail(errc::out_of_range, "index " + std::to_string(i) + " is outside [" + std::to_string(-dim) + ", " + std::to_string(dim - 1) + "]");
+      ctx.fail(errc::out_of_range, "index " + std::to_string(i) + " is outside [" + std::to_string(-dim) +
+                                       ", " + std::to_string(dim - 1) + "]");
     if (i < 0) i += dim;
   }
   return idx;
@@ -658,7 +697,10 @@ inline void run_gather(op_context& ctx) {
   std::byte* dst = y.bytes();
   for (std::size_t o = 0; o < outer; ++o)
     for (std::int64_t i : idx) {
-      if (inner) std::memcpy(dst, x.bytes() + (o * static_cast<std::size_t>(dim) + static_cast<std::size_t>(i)) * inner, inner);
+      if (inner)
+        std::memcpy(dst,
+                    x.bytes() + (o * static_cast<std::size_t>(dim) + static_cast<std::size_t>(i)) * inner,
+                    inner);
       dst += inner;
     }
   ctx.set_output(0, std::move(y));
@@ -669,11 +711,13 @@ inline void run_gather_elements(op_context& ctx) {
   const tensor& ind = ctx.required_input(1);
   const std::size_t r = x.rank();
   if (r == 0 || ind.rank() != r)
-    ctx.fail(errc::shape_mismatch, "data " + to_string(x.shape()) + " and indices " + to_string(ind.shape()) + " must have the same rank >= 1");
+    ctx.fail(errc::shape_mismatch, "data " + to_string(x.shape()) + " and indices " + to_string(ind.shape()) +
+                                       " must have the same rank >= 1");
   const std::size_t axis = axis_of(ctx, ctx.node().attr_int("axis", 0), r);
   for (std::size_t a = 0; a < r; ++a)
     if (a != axis && ind.shape()[a] > x.shape()[a])
-      ctx.fail(errc::shape_mismatch, "indices " + to_string(ind.shape()) + " exceed data " + to_string(x.shape()) + " on axis " + std::to_string(a));
+      ctx.fail(errc::shape_mismatch, "indices " + to_string(ind.shape()) + " exceed data " +
+                                         to_string(x.shape()) + " on axis " + std::to_string(a));
   const auto idx = indices_of(ctx, ind, x.shape()[axis]);
   tensor y(x.dtype(), ind.shape());
   const std::size_t esz = elem_bytes(ctx, x.dtype());
@@ -714,12 +758,14 @@ inline void run_tile(op_context& ctx) {
   const tensor& x = ctx.required_input(0);
   const auto reps = ints_of(ctx, ctx.required_input(1), "repeats");
   if (reps.size() != x.rank())
-    ctx.fail(errc::shape_mismatch, "repeats has " + std::to_string(reps.size()) + " entries for an input of rank " + std::to_string(x.rank()));
+    ctx.fail(errc::shape_mismatch, "repeats has " + std::to_string(reps.size()) +
+                                       " entries for an input of rank " + std::to_string(x.rank()));
   // Tiling is a view with dimensions (r0, d0, r1, d1, ...): the repeat axes have stride 0.
   const auto xs = strides_of(x.shape());
   std::vector<std::int64_t> dims, strides, out;
   for (std::size_t a = 0; a < x.rank(); ++a) {
-    if (reps[a] < 0) ctx.fail(errc::invalid_value, "repeats entry " + std::to_string(reps[a]) + " is negative");
+    if (reps[a] < 0)
+      ctx.fail(errc::invalid_value, "repeats entry " + std::to_string(reps[a]) + " is negative");
     dims.insert(dims.end(), {reps[a], x.shape()[a]});
     strides.insert(strides.end(), {0, xs[a]});
     out.push_back(reps[a] * x.shape()[a]);
@@ -735,9 +781,15 @@ inline void run_tile(op_context& ctx) {
 inline std::vector<std::byte> element_bytes_of(const op_context& ctx, dtype t, double v) {
   tensor e(t, shape{});
   switch (t) {
-    case dtype::bool_: e.view<bool>()[0] = v != 0.0; break;
-    case dtype::float16: e.view<float16>()[0] = float16(static_cast<float>(v)); break;
-    case dtype::bfloat16: e.view<bfloat16>()[0] = bfloat16(static_cast<float>(v)); break;
+    case dtype::bool_:
+      e.view<bool>()[0] = v != 0.0;
+      break;
+    case dtype::float16:
+      e.view<float16>()[0] = float16(static_cast<float>(v));
+      break;
+    case dtype::bfloat16:
+      e.view<bfloat16>()[0] = bfloat16(static_cast<float>(v));
+      break;
     default:
       visit_numeric(t, ctx, [&](auto tag) {
         e.view<decltype(tag)>()[0] = static_cast<decltype(tag)>(v);
@@ -759,15 +811,19 @@ inline void run_pad(op_context& ctx) {
   std::vector<std::size_t> axes;
   if (ctx.opset() < 11) {
     const char* name = ctx.opset() < 2 ? "paddings" : "pads";
-    if (!n.find_attribute(name)) ctx.fail(errc::invalid_model, std::string("requires the '") + name + "' attribute");
+    if (!n.find_attribute(name))
+      ctx.fail(errc::invalid_model, std::string("requires the '") + name + "' attribute");
     pads = n.attr_ints(name, {});
     fill = element_bytes_of(ctx, x.dtype(), n.attr_float("value", 0.f));
   } else {
     pads = ints_of(ctx, ctx.required_input(1), "pads");
     if (const tensor* c = ctx.input(2); c && c->size() > 0) {
       if (c->dtype() != x.dtype())
-        ctx.fail(errc::dtype_mismatch, "constant_value has element type " + to_string(c->dtype()) + ", data " + to_string(x.dtype()));
-      if (c->size() != 1) ctx.fail(errc::shape_mismatch, "constant_value must hold one element, found shape " + to_string(c->shape()));
+        ctx.fail(errc::dtype_mismatch, "constant_value has element type " + to_string(c->dtype()) +
+                                           ", data " + to_string(x.dtype()));
+      if (c->size() != 1)
+        ctx.fail(errc::shape_mismatch,
+                 "constant_value must hold one element, found shape " + to_string(c->shape()));
       fill.assign(c->bytes(), c->bytes() + esz);
     }
     if (ctx.opset() >= 18 && ctx.input(3)) axes = axes_of(ctx, ints_of(ctx, *ctx.input(3), "axes"), r);
@@ -775,7 +831,8 @@ inline void run_pad(op_context& ctx) {
   if (axes.empty() && !(ctx.opset() >= 18 && ctx.input(3)))
     for (std::size_t a = 0; a < r; ++a) axes.push_back(a);
   if (pads.size() != 2 * axes.size())
-    ctx.fail(errc::invalid_model, "pads has " + std::to_string(pads.size()) + " entries, expected " + std::to_string(2 * axes.size()));
+    ctx.fail(errc::invalid_model, "pads has " + std::to_string(pads.size()) + " entries, expected " +
+                                      std::to_string(2 * axes.size()));
   std::vector<std::int64_t> begin(r, 0), end(r, 0);
   for (std::size_t i = 0; i < axes.size(); ++i) {
     begin[axes[i]] = pads[i];
@@ -787,12 +844,15 @@ inline void run_pad(op_context& ctx) {
   for (std::size_t a = 0; a < r; ++a) {
     crop[a] = begin[a] < 0 ? -begin[a] : 0;
     kept[a] = x.shape()[a] + std::min<std::int64_t>(begin[a], 0) + std::min<std::int64_t>(end[a], 0);
-    if (kept[a] < 0) ctx.fail(errc::shape_mismatch, "negative pads remove more than the " + std::to_string(x.shape()[a]) + " elements of axis " + std::to_string(a));
+    if (kept[a] < 0)
+      ctx.fail(errc::shape_mismatch, "negative pads remove more than the " + std::to_string(x.shape()[a]) +
+                                         " elements of axis " + std::to_string(a));
     begin[a] = std::max<std::int64_t>(begin[a], 0);
     end[a] = std::max<std::int64_t>(end[a], 0);
     out_dims[a] = kept[a] + begin[a] + end[a];
     if (mode != "constant" && kept[a] == 0 && out_dims[a] > 0)
-      ctx.fail(errc::shape_mismatch, "mode '" + mode + "' cannot pad axis " + std::to_string(a) + ", which is empty");
+      ctx.fail(errc::shape_mismatch,
+               "mode '" + mode + "' cannot pad axis " + std::to_string(a) + ", which is empty");
   }
   // Per axis, the input index each output index reads (-1: the constant).
   std::vector<std::vector<std::int64_t>> src(r);
@@ -841,8 +901,11 @@ inline void run_pad(op_context& ctx) {
     }
     for (std::int64_t o = 0; o < row; ++o) {
       const std::int64_t i = last[static_cast<std::size_t>(o)];
-      if (constant_row || i < 0) std::memcpy(dst + o * static_cast<std::int64_t>(esz), fill.data(), esz);
-      else std::memcpy(dst + o * static_cast<std::int64_t>(esz), xb + (base + i) * static_cast<std::int64_t>(esz), esz);
+      if (constant_row || i < 0)
+        std::memcpy(dst + o * static_cast<std::int64_t>(esz), fill.data(), esz);
+      else
+        std::memcpy(dst + o * static_cast<std::int64_t>(esz),
+                    xb + (base + i) * static_cast<std::int64_t>(esz), esz);
     }
     dst += row * static_cast<std::int64_t>(esz);
     std::size_t a = r - 1;
@@ -858,25 +921,31 @@ inline void run_pad(op_context& ctx) {
 inline void check_pad(const node& n, std::int64_t opset) {
   const std::string mode = n.attr_string("mode", "constant");
   if (mode == "constant" || mode == "reflect" || mode == "edge" || (mode == "wrap" && opset >= 19)) return;
-  throw_error(errc::unsupported_op, n.context(), "mode '" + mode + "' is not supported" + (mode == "wrap" ? " before opset 19" : ""));
+  throw_error(errc::unsupported_op, n.context(),
+              "mode '" + mode + "' is not supported" + (mode == "wrap" ? " before opset 19" : ""));
 }
 
 // ---- DepthToSpace, SpaceToDepth ------------------------------------------------------------------
 
 inline void run_depth_to_space(op_context& ctx) {
   const tensor& x = ctx.required_input(0);
-  if (x.rank() != 4) ctx.fail(errc::shape_mismatch, "expected a 4-D input, found shape " + to_string(x.shape()));
+  if (x.rank() != 4)
+    ctx.fail(errc::shape_mismatch, "expected a 4-D input, found shape " + to_string(x.shape()));
   const std::int64_t b = ctx.node().attr_int("blocksize", 0);
   const std::string mode = ctx.opset() >= 11 ? ctx.node().attr_string("mode", "DCR") : "DCR";
   const std::int64_t N = x.shape()[0], C = x.shape()[1], H = x.shape()[2], W = x.shape()[3];
   if (b <= 0 || C % (b * b) != 0)
-    ctx.fail(errc::shape_mismatch, "blocksize " + std::to_string(b) + " does not divide the " + std::to_string(C) + " channels into blocksize^2 groups");
+    ctx.fail(errc::shape_mismatch, "blocksize " + std::to_string(b) + " does not divide the " +
+                                       std::to_string(C) + " channels into blocksize^2 groups");
   const std::int64_t c = C / (b * b), hw = H * W;
-  // Output viewed as (N, c, H, b, W, b); DCR reads channel (b1 * b + b2) * c + ci, CRD ci * b * b + b1 * b + b2.
+  // Output viewed as (N, c, H, b, W, b); DCR reads channel (b1 * b + b2) * c + ci, CRD ci * b * b + b1 * b +
+  // b2.
   const std::vector<std::int64_t> dims{N, c, H, b, W, b};
   std::vector<std::int64_t> strides;
-  if (mode == "DCR") strides = {C * hw, hw, W, b * c * hw, 1, c * hw};
-  else strides = {C * hw, b * b * hw, W, b * hw, 1, hw};
+  if (mode == "DCR")
+    strides = {C * hw, hw, W, b * c * hw, 1, c * hw};
+  else
+    strides = {C * hw, b * b * hw, W, b * hw, 1, hw};
   tensor y(x.dtype(), shape{N, c, H * b, W * b});
   if (y.size()) strided_copy(x.bytes(), y.bytes(), elem_bytes(ctx, x.dtype()), dims, strides);
   ctx.set_output(0, std::move(y));
@@ -886,16 +955,19 @@ inline void check_depth_to_space(const node& n, std::int64_t opset) {
   const std::string mode = n.attr_string("mode", "DCR");
   if (opset >= 11 && mode != "DCR" && mode != "CRD")
     throw_error(errc::unsupported_op, n.context(), "mode '" + mode + "' is not DCR or CRD");
-  if (n.attr_int("blocksize", 0) <= 0) throw_error(errc::invalid_model, n.context(), "requires a positive 'blocksize'");
+  if (n.attr_int("blocksize", 0) <= 0)
+    throw_error(errc::invalid_model, n.context(), "requires a positive 'blocksize'");
 }
 
 inline void run_space_to_depth(op_context& ctx) {
   const tensor& x = ctx.required_input(0);
-  if (x.rank() != 4) ctx.fail(errc::shape_mismatch, "expected a 4-D input, found shape " + to_string(x.shape()));
+  if (x.rank() != 4)
+    ctx.fail(errc::shape_mismatch, "expected a 4-D input, found shape " + to_string(x.shape()));
   const std::int64_t b = ctx.node().attr_int("blocksize", 0);
   const std::int64_t N = x.shape()[0], C = x.shape()[1], H = x.shape()[2], W = x.shape()[3];
   if (b <= 0 || H % b != 0 || W % b != 0)
-    ctx.fail(errc::shape_mismatch, "blocksize " + std::to_string(b) + " does not divide the spatial size " + std::to_string(H) + "x" + std::to_string(W));
+    ctx.fail(errc::shape_mismatch, "blocksize " + std::to_string(b) + " does not divide the spatial size " +
+                                       std::to_string(H) + "x" + std::to_string(W));
   // Output viewed as (N, b, b, C, H / b, W / b), read from the input viewed as (N, C, H / b, b, W / b, b).
   const std::vector<std::int64_t> dims{N, b, b, C, H / b, W / b};
   const std::vector<std::int64_t> strides{C * H * W, W, 1, H * W, b * W, b};
@@ -916,7 +988,8 @@ inline void run_shape(op_context& ctx) {
   const std::int64_t n = std::max<std::int64_t>(e - b, 0);
   tensor y(dtype::int64, shape{n});
   auto v = y.view<std::int64_t>();
-  for (std::int64_t i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = x.shape()[static_cast<std::size_t>(b + i)];
+  for (std::int64_t i = 0; i < n; ++i)
+    v[static_cast<std::size_t>(i)] = x.shape()[static_cast<std::size_t>(b + i)];
   ctx.set_output(0, std::move(y));
 }
 
@@ -939,8 +1012,10 @@ inline void run_nonzero(op_context& ctx) {
       if (v[i] != T(0)) hits.push_back(i);
     return 0;
   };
-  if (x.dtype() == dtype::bool_) scan(bool{});
-  else visit_numeric(x.dtype(), ctx, scan);
+  if (x.dtype() == dtype::bool_)
+    scan(bool{});
+  else
+    visit_numeric(x.dtype(), ctx, scan);
   const std::size_t r = std::max<std::size_t>(x.rank(), 1);
   const auto n = static_cast<std::int64_t>(hits.size());
   tensor y(dtype::int64, shape{static_cast<std::int64_t>(r), n});
@@ -965,8 +1040,10 @@ inline void run_constant(op_context& ctx) {
     if (!a->t) ctx.fail(errc::invalid_model, "attribute 'value' is not a tensor");
     return ctx.set_output(0, a->t->clone());
   }
-  if (const attribute* a = n.find_attribute("value_float")) return ctx.set_output(0, tensor::from<float>(shape{}, {a->f}));
-  if (const attribute* a = n.find_attribute("value_int")) return ctx.set_output(0, tensor::from<std::int64_t>(shape{}, {a->i}));
+  if (const attribute* a = n.find_attribute("value_float"))
+    return ctx.set_output(0, tensor::from<float>(shape{}, {a->f}));
+  if (const attribute* a = n.find_attribute("value_int"))
+    return ctx.set_output(0, tensor::from<std::int64_t>(shape{}, {a->i}));
   if (const attribute* a = n.find_attribute("value_floats")) {
     tensor y(dtype::float32, shape{static_cast<std::int64_t>(a->floats.size())});
     std::copy(a->floats.begin(), a->floats.end(), y.view<float>().data());
@@ -988,7 +1065,8 @@ inline void check_constant(const node& n, std::int64_t) {
         throw_error(errc::unsupported_op, n.context(), "attribute 'value' is not a dense tensor");
       return;
     }
-  throw_error(errc::unsupported_op, n.context(), "only value, value_float(s) and value_int(s) are supported (not strings or sparse tensors)");
+  throw_error(errc::unsupported_op, n.context(),
+              "only value, value_float(s) and value_int(s) are supported (not strings or sparse tensors)");
 }
 
 inline void run_constant_of_shape(op_context& ctx) {
@@ -997,7 +1075,8 @@ inline void run_constant_of_shape(op_context& ctx) {
     if (d < 0) ctx.fail(errc::invalid_value, "shape entry " + std::to_string(d) + " is negative");
   const attribute* a = ctx.node().find_attribute("value");
   if (!a) return ctx.set_output(0, tensor(dtype::float32, shape(dims)));  // default: float zeros
-  if (!a->t || a->t->size() != 1) ctx.fail(errc::invalid_model, "attribute 'value' must be a one-element tensor");
+  if (!a->t || a->t->size() != 1)
+    ctx.fail(errc::invalid_model, "attribute 'value' must be a one-element tensor");
   const tensor& v = *a->t;
   tensor y(v.dtype(), shape(dims));
   const std::size_t esz = elem_bytes(ctx, v.dtype());
@@ -1012,34 +1091,54 @@ inline void run_range(op_context& ctx) {
   const tensor& s = ctx.required_input(0);
   const tensor& l = ctx.required_input(1);
   const tensor& d = ctx.required_input(2);
-  if (s.dtype() != l.dtype() || s.dtype() != d.dtype()) ctx.fail(errc::dtype_mismatch, "start, limit and delta must have the same element type");
+  if (s.dtype() != l.dtype() || s.dtype() != d.dtype())
+    ctx.fail(errc::dtype_mismatch, "start, limit and delta must have the same element type");
   for (const tensor* t : {&s, &l, &d})
-    if (t->size() != 1) ctx.fail(errc::shape_mismatch, "start, limit and delta must be scalars, found shape " + to_string(t->shape()));
-  ctx.set_output(0, visit_numeric(s.dtype(), ctx, [&](auto tag) {
-    using T = decltype(tag);
-    const T start = s.view<T>()[0], limit = l.view<T>()[0], delta = d.view<T>()[0];
-    if (delta == T(0)) ctx.fail(errc::invalid_value, "delta is 0");
-    std::int64_t n;
-    const double count = std::ceil((static_cast<double>(limit) - static_cast<double>(start)) / static_cast<double>(delta));
-    // A non-finite bound or a count beyond any memory is a broken model, not an allocation to try.
-    if (!(count < 1e12)) ctx.fail(errc::invalid_value, "start, limit and delta give " + std::to_string(count) + " elements");
-    n = count > 0 ? static_cast<std::int64_t>(count) : 0;
-    tensor y(s.dtype(), shape{n});
-    auto v = y.view<T>();
-    for (std::int64_t i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = static_cast<T>(start + static_cast<T>(i) * delta);
-    return y;
-  }));
+    if (t->size() != 1)
+      ctx.fail(errc::shape_mismatch,
+               "start, limit and delta must be scalars, found shape " + to_string(t->shape()));
+  ctx.set_output(
+      0, visit_numeric(s.dtype(), ctx, [&](auto tag) {
+        using T = decltype(tag);
+        const T start = s.view<T>()[0], limit = l.view<T>()[0], delta = d.view<T>()[0];
+        if (delta == T(0)) ctx.fail(errc::invalid_value, "delta is 0");
+        std::int64_t n;
+        const double count =
+            std::ceil((static_cast<double>(limit) - static_cast<double>(start)) / static_cast<double>(delta));
+        // A non-finite bound or a count beyond any memory is a broken model, not an allocation to try.
+        if (!(count < 1e12))
+          ctx.fail(errc::invalid_value, "start, limit and delta give " + std::to_string(count) + " elements");
+        n = count > 0 ? static_cast<std::int64_t>(count) : 0;
+        tensor y(s.dtype(), shape{n});
+        auto v = y.view<T>();
+        for (std::int64_t i = 0; i < n; ++i)
+          v[static_cast<std::size_t>(i)] = static_cast<T>(start + static_cast<T>(i) * delta);
+        return y;
+      }));
 }
 
 // ---- Cast, CastLike ------------------------------------------------------------------------------------
 
-inline bool is_narrow_float(dtype t) noexcept { return t == dtype::float16 || t == dtype::bfloat16 || is_float8(t); }
+inline bool is_narrow_float(dtype t) noexcept {
+  return t == dtype::float16 || t == dtype::bfloat16 || is_float8(t);
+}
 
 inline bool is_native(dtype t) noexcept {
   switch (t) {
-    case dtype::float32: case dtype::float64: case dtype::int8: case dtype::uint8: case dtype::int16: case dtype::uint16:
-    case dtype::int32: case dtype::uint32: case dtype::int64: case dtype::uint64: case dtype::bool_: return true;
-    default: return false;
+    case dtype::float32:
+    case dtype::float64:
+    case dtype::int8:
+    case dtype::uint8:
+    case dtype::int16:
+    case dtype::uint16:
+    case dtype::int32:
+    case dtype::uint32:
+    case dtype::int64:
+    case dtype::uint64:
+    case dtype::bool_:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -1060,11 +1159,13 @@ template <class To, class From>
 To float_to_int(From v) noexcept {
   const double d = static_cast<double>(v);
   auto cvtt32 = [](double x) -> std::int32_t {
-    return (x > -2147483649.0 && x < 2147483648.0) ? static_cast<std::int32_t>(x) : std::numeric_limits<std::int32_t>::min();
+    return (x > -2147483649.0 && x < 2147483648.0) ? static_cast<std::int32_t>(x)
+                                                   : std::numeric_limits<std::int32_t>::min();
   };
   auto cvtt64 = [](double x) -> std::int64_t {
-    return (x >= -9223372036854775808.0 && x < 9223372036854775808.0) ? static_cast<std::int64_t>(x)
-                                                                     : std::numeric_limits<std::int64_t>::min();
+    return (x >= -9223372036854775808.0 && x < 9223372036854775808.0)
+               ? static_cast<std::int64_t>(x)
+               : std::numeric_limits<std::int64_t>::min();
   };
   if constexpr (std::is_same_v<To, std::uint32_t>) {
     if (d < 2147483648.0) return static_cast<std::uint32_t>(cvtt32(d));
@@ -1081,9 +1182,12 @@ To float_to_int(From v) noexcept {
 
 template <class To, class From>
 To convert_native(From v) noexcept {
-  if constexpr (std::is_same_v<To, bool>) return v != From(0);  // NaN converts to true, as in numpy
-  else if constexpr (std::is_integral_v<To> && std::is_floating_point_v<From>) return float_to_int<To>(v);
-  else return static_cast<To>(v);
+  if constexpr (std::is_same_v<To, bool>)
+    return v != From(0);  // NaN converts to true, as in numpy
+  else if constexpr (std::is_integral_v<To> && std::is_floating_point_v<From>)
+    return float_to_int<To>(v);
+  else
+    return static_cast<To>(v);
 }
 
 /// d rounded to float with round-to-odd: rounding that float once more to a format of at most
@@ -1105,13 +1209,20 @@ inline float round_to_odd_float(double d) noexcept {
 inline void narrow_to_float(const tensor& x, float* out) {
   const std::size_t n = x.size();
   switch (x.dtype()) {
-    case dtype::float16: return convert(x.view<float16>().data(), out, n);
-    case dtype::bfloat16: return convert(x.view<bfloat16>().data(), out, n);
-    case dtype::float8e4m3fn: return convert(x.view<float8e4m3fn>().data(), out, n);
-    case dtype::float8e4m3fnuz: return convert(x.view<float8e4m3fnuz>().data(), out, n);
-    case dtype::float8e5m2: return convert(x.view<float8e5m2>().data(), out, n);
-    case dtype::float8e5m2fnuz: return convert(x.view<float8e5m2fnuz>().data(), out, n);
-    default: break;
+    case dtype::float16:
+      return convert(x.view<float16>().data(), out, n);
+    case dtype::bfloat16:
+      return convert(x.view<bfloat16>().data(), out, n);
+    case dtype::float8e4m3fn:
+      return convert(x.view<float8e4m3fn>().data(), out, n);
+    case dtype::float8e4m3fnuz:
+      return convert(x.view<float8e4m3fnuz>().data(), out, n);
+    case dtype::float8e5m2:
+      return convert(x.view<float8e5m2>().data(), out, n);
+    case dtype::float8e5m2fnuz:
+      return convert(x.view<float8e5m2fnuz>().data(), out, n);
+    default:
+      break;
   }
 }
 
@@ -1119,13 +1230,20 @@ inline void narrow_to_float(const tensor& x, float* out) {
 inline void float_to_narrow(const float* in, tensor& y, bool saturate) {
   const std::size_t n = y.size();
   switch (y.dtype()) {
-    case dtype::float16: return convert(in, y.view<float16>().data(), n);
-    case dtype::bfloat16: return convert(in, y.view<bfloat16>().data(), n);
-    case dtype::float8e4m3fn: return convert(in, y.view<float8e4m3fn>().data(), n, saturate);
-    case dtype::float8e4m3fnuz: return convert(in, y.view<float8e4m3fnuz>().data(), n, saturate);
-    case dtype::float8e5m2: return convert(in, y.view<float8e5m2>().data(), n, saturate);
-    case dtype::float8e5m2fnuz: return convert(in, y.view<float8e5m2fnuz>().data(), n, saturate);
-    default: break;
+    case dtype::float16:
+      return convert(in, y.view<float16>().data(), n);
+    case dtype::bfloat16:
+      return convert(in, y.view<bfloat16>().data(), n);
+    case dtype::float8e4m3fn:
+      return convert(in, y.view<float8e4m3fn>().data(), n, saturate);
+    case dtype::float8e4m3fnuz:
+      return convert(in, y.view<float8e4m3fnuz>().data(), n, saturate);
+    case dtype::float8e5m2:
+      return convert(in, y.view<float8e5m2>().data(), n, saturate);
+    case dtype::float8e5m2fnuz:
+      return convert(in, y.view<float8e5m2fnuz>().data(), n, saturate);
+    default:
+      break;
   }
 }
 
@@ -1136,7 +1254,8 @@ inline tensor cast_tensor(const op_context& ctx, const tensor& x, dtype to, bool
   const dtype from = x.dtype();
   auto supported = [](dtype t) { return is_native(t) || is_narrow_float(t); };
   if (!supported(from) || !supported(to))
-    ctx.fail(errc::unsupported_dtype, "cast from " + to_string(from) + " to " + to_string(to) + " is not supported");
+    ctx.fail(errc::unsupported_dtype,
+             "cast from " + to_string(from) + " to " + to_string(to) + " is not supported");
   if (from == to) return x.clone();
   if (is_narrow_float(from)) {
     tensor f(dtype::float32, x.shape());
@@ -1175,9 +1294,10 @@ inline tensor cast_tensor(const op_context& ctx, const tensor& x, dtype to, bool
 /// Cast-1 to -5 name the target type as a string.
 inline dtype cast_target_from_name(const std::string& s) {
   static const std::pair<const char*, dtype> names[] = {
-      {"FLOAT", dtype::float32}, {"UINT8", dtype::uint8},   {"INT8", dtype::int8},       {"UINT16", dtype::uint16},
-      {"INT16", dtype::int16},   {"INT32", dtype::int32},   {"INT64", dtype::int64},     {"BOOL", dtype::bool_},
-      {"FLOAT16", dtype::float16}, {"DOUBLE", dtype::float64}, {"UINT32", dtype::uint32}, {"UINT64", dtype::uint64}};
+      {"FLOAT", dtype::float32},  {"UINT8", dtype::uint8},   {"INT8", dtype::int8},
+      {"UINT16", dtype::uint16},  {"INT16", dtype::int16},   {"INT32", dtype::int32},
+      {"INT64", dtype::int64},    {"BOOL", dtype::bool_},    {"FLOAT16", dtype::float16},
+      {"DOUBLE", dtype::float64}, {"UINT32", dtype::uint32}, {"UINT64", dtype::uint64}};
   for (const auto& [name, t] : names)
     if (s == name) return t;
   return dtype::undefined;
@@ -1195,11 +1315,14 @@ inline dtype cast_target(const node& n, std::int64_t opset) {
 inline void check_cast(const node& n, std::int64_t opset) {
   const dtype to = cast_target(n, opset);
   if (!is_native(to) && !is_narrow_float(to))
-    throw_error(errc::unsupported_op, n.context(), "cast to " + (to == dtype::undefined ? std::string("this type") : to_string(to)) + " is not supported");
+    throw_error(errc::unsupported_op, n.context(),
+                "cast to " + (to == dtype::undefined ? std::string("this type") : to_string(to)) +
+                    " is not supported");
   if (const value* in = n.input(0); in && in->elem_type() != 0) {
     const dtype from = in->dtype();
     if (!is_native(from) && !is_narrow_float(from))
-      throw_error(errc::unsupported_op, n.context(), "cast from element type " + std::to_string(in->elem_type()) + " is not supported");
+      throw_error(errc::unsupported_op, n.context(),
+                  "cast from element type " + std::to_string(in->elem_type()) + " is not supported");
   }
 }
 
@@ -1215,17 +1338,22 @@ inline void run_cast_like(op_context& ctx) {
 
 inline void check_cast_like(const node& n, std::int64_t) {
   for (std::size_t i = 0; i < 2; ++i)
-    if (const value* v = n.input(i); v && v->elem_type() != 0 && !is_native(v->dtype()) && !is_narrow_float(v->dtype()))
-      throw_error(errc::unsupported_op, n.context(), "input " + std::to_string(i) + " has element type " + std::to_string(v->elem_type()) +
-                                                         ", which Cast does not support");
+    if (const value* v = n.input(i);
+        v && v->elem_type() != 0 && !is_native(v->dtype()) && !is_narrow_float(v->dtype()))
+      throw_error(errc::unsupported_op, n.context(),
+                  "input " + std::to_string(i) + " has element type " + std::to_string(v->elem_type()) +
+                      ", which Cast does not support");
 }
 
 /// An attribute the operator turned into an input at opset `since` would be silently ignored by
 /// the input-form kernel: such a model is invalid.
-inline void reject_moved_attributes(const node& n, std::initializer_list<const char*> names, std::int64_t since) {
+inline void reject_moved_attributes(const node& n, std::initializer_list<const char*> names,
+                                    std::int64_t since) {
   for (const char* name : names)
     if (n.find_attribute(name))
-      throw_error(errc::invalid_model, n.context(), std::string("has a '") + name + "' attribute, which is an input from opset " + std::to_string(since));
+      throw_error(errc::invalid_model, n.context(),
+                  std::string("has a '") + name + "' attribute, which is an input from opset " +
+                      std::to_string(since));
 }
 
 /// Rejects a Split whose sizes cannot come from the attribute or input of its opset.
@@ -1242,28 +1370,42 @@ inline void register_shape_ops(op_registry& r) {
   using namespace detail::shape_ops;
   constexpr std::uint32_t all = all_tensor_types;
   r.add("Reshape", run_reshape_attr, all, nullptr, 1, 4);
-  r.add("Reshape", run_reshape, all, [](const node& n, std::int64_t) { reject_moved_attributes(n, {"shape"}, 5); }, 5);
+  r.add(
+      "Reshape", run_reshape, all,
+      [](const node& n, std::int64_t) { reject_moved_attributes(n, {"shape"}, 5); }, 5);
   r.add("Flatten", run_flatten, all);
   r.add("Squeeze", run_squeeze<false>, all, nullptr, 1, 12);
-  r.add("Squeeze", run_squeeze<true>, all, [](const node& n, std::int64_t) { reject_moved_attributes(n, {"axes"}, 13); }, 13);
+  r.add(
+      "Squeeze", run_squeeze<true>, all,
+      [](const node& n, std::int64_t) { reject_moved_attributes(n, {"axes"}, 13); }, 13);
   r.add("Unsqueeze", run_unsqueeze<false>, all, nullptr, 1, 12);
-  r.add("Unsqueeze", run_unsqueeze<true>, all, [](const node& n, std::int64_t) { reject_moved_attributes(n, {"axes"}, 13); }, 13);
+  r.add(
+      "Unsqueeze", run_unsqueeze<true>, all,
+      [](const node& n, std::int64_t) { reject_moved_attributes(n, {"axes"}, 13); }, 13);
   r.add("Identity", run_identity, all, check_identity);
   r.add("Dropout", run_dropout, all, check_dropout);
   r.add("Transpose", nibble_aware<run_transpose>, all);
   r.add("Concat", nibble_aware<run_concat>, all);
   r.add("Split", nibble_aware<run_split>, all, check_split);
   r.add("Slice", nibble_aware<run_slice_attr>, all, nullptr, 1, 9);
-  r.add("Slice", nibble_aware<run_slice>, all, [](const node& n, std::int64_t) { reject_moved_attributes(n, {"starts", "ends", "axes"}, 10); }, 10);
+  r.add(
+      "Slice", nibble_aware<run_slice>, all,
+      [](const node& n, std::int64_t) {
+        reject_moved_attributes(n, {"starts", "ends", "axes"}, 10);
+      },
+      10);
   r.add("Gather", nibble_aware<run_gather>, all);
   r.add("GatherElements", nibble_aware<run_gather_elements>, all, nullptr, 11);
   r.add("Expand", nibble_aware<run_expand>, all, nullptr, 8);
   r.add("Tile", nibble_aware<run_tile>, all, nullptr, 6);
   r.add("Pad", nibble_aware<run_pad>, all, check_pad, 1, 10);
-  r.add("Pad", nibble_aware<run_pad>, all, [](const node& n, std::int64_t opset) {
-    check_pad(n, opset);
-    reject_moved_attributes(n, {"pads", "value"}, 11);
-  }, 11);
+  r.add(
+      "Pad", nibble_aware<run_pad>, all,
+      [](const node& n, std::int64_t opset) {
+        check_pad(n, opset);
+        reject_moved_attributes(n, {"pads", "value"}, 11);
+      },
+      11);
   r.add("DepthToSpace", nibble_aware<run_depth_to_space>, all, check_depth_to_space);
   r.add("SpaceToDepth", nibble_aware<run_space_to_depth>, all);
   r.add("Shape", run_shape, all);
