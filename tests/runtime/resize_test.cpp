@@ -9,42 +9,20 @@
 #include <vector>
 
 #include "quench/runtime/executor.hpp"
+#include "run_node.hpp"
 
 namespace rt = quench::runtime;
 using quench::attribute;
 using quench::dtype;
 using quench::tensor;
 
+using quench_test::values;
+
 namespace {
 
-std::vector<tensor> run_op(const std::string& op, std::int64_t opset,
-                           const std::vector<const tensor*>& inputs,
+std::vector<tensor> run_op(const std::string& op, std::int64_t opset, const std::vector<const tensor*>& inputs,
                            const std::function<void(quench::node&)>& attrs = {}) {
-  quench::model m;
-  m.set_opset("", opset);
-  auto& g = m.main_graph();
-  std::vector<quench::value*> ins;
-  std::unordered_map<std::string, const tensor*> feed;
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    if (!inputs[i]) {
-      ins.push_back(nullptr);
-      continue;
-    }
-    const std::string name = "in" + std::to_string(i);
-    ins.push_back(&g.add_input(name, static_cast<std::int32_t>(inputs[i]->dtype())));
-    feed[name] = inputs[i];
-  }
-  auto& n = g.add_node(op, ins, {"out"}, "n");
-  if (attrs) attrs(n);
-  g.add_output(*n.output(0));
-  rt::executor ex(m);
-  return ex.run(feed);
-}
-
-template <class T>
-std::vector<T> values(const tensor& t) {
-  const auto v = t.view<T>();
-  return std::vector<T>(v.begin(), v.end());
+  return quench_test::run_node(op, opset, inputs, 1, attrs);
 }
 
 tensor floats(quench::shape s, std::vector<float> v) {

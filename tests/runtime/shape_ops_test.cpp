@@ -15,40 +15,20 @@
 #include "quench/numeric/float8.hpp"
 #include "quench/numeric/int4.hpp"
 #include "quench/runtime/executor.hpp"
+#include "run_node.hpp"
 
 namespace rt = quench::runtime;
 using quench::attribute;
 using quench::dtype;
 using quench::tensor;
 
+using quench_test::values;
+
 namespace {
 
-/// Runs one `op` node at `opset` on `inputs` (an undefined tensor = omitted input) and returns
-/// its `n_out` outputs; `attrs` sets the node's attributes.
-std::vector<tensor> run_op(const std::string& op, std::int64_t opset,
-                           const std::vector<const tensor*>& inputs, std::size_t n_out = 1,
-                           const std::function<void(quench::node&)>& attrs = {}) {
-  quench::model m;
-  m.set_opset("", opset);
-  auto& g = m.main_graph();
-  std::vector<quench::value*> ins;
-  std::unordered_map<std::string, const tensor*> feed;
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    if (!inputs[i]) {
-      ins.push_back(nullptr);
-      continue;
-    }
-    const std::string name = "in" + std::to_string(i);
-    ins.push_back(&g.add_input(name, static_cast<std::int32_t>(inputs[i]->dtype())));
-    feed[name] = inputs[i];
-  }
-  std::vector<std::string> outs;
-  for (std::size_t i = 0; i < n_out; ++i) outs.push_back("out" + std::to_string(i));
-  auto& n = g.add_node(op, ins, outs, "n");
-  if (attrs) attrs(n);
-  for (std::size_t i = 0; i < n_out; ++i) g.add_output(*n.output(i));
-  rt::executor ex(m);
-  return ex.run(feed);
+std::vector<tensor> run_op(const std::string& op, std::int64_t opset, const std::vector<const tensor*>& inputs,
+                           std::size_t n_out = 1, const std::function<void(quench::node&)>& attrs = {}) {
+  return quench_test::run_node(op, opset, inputs, n_out, attrs);
 }
 
 tensor ints(std::vector<std::int64_t> v) {
@@ -62,12 +42,6 @@ tensor iota_f(quench::shape s) {
   auto v = t.view<float>();
   for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i);
   return t;
-}
-
-template <class T>
-std::vector<T> values(const tensor& t) {
-  const auto v = t.view<T>();
-  return std::vector<T>(v.begin(), v.end());
 }
 
 std::vector<std::int64_t> dims(const tensor& t) { return t.shape().dims(); }
