@@ -9,7 +9,9 @@
 // Thread safety: every function here may be called from any thread at any time, also during static
 // initialisation. Two threads racing on the first call both detect and store the same value.
 
+#include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <string_view>
 #include <vector>
 
@@ -67,19 +69,31 @@ inline simd_target detect_simd_target() noexcept {
 #endif
 }
 
+/// The cap QUENCH_SIMD_TARGET=scalar|avx2|avx512 in the environment puts on the detected target
+/// (unset or unknown: no cap). It lets a test suite or a user run every dispatched kernel, the
+/// runtime's GEMM included, on the portable path of a CPU that has more.
+inline simd_target cap_by_environment(simd_target detected) noexcept {
+  const char* cap = std::getenv("QUENCH_SIMD_TARGET");
+  if (!cap) return detected;
+  const std::string_view v(cap);
+  const int limit = v == "scalar" ? 0 : v == "avx2" ? 1 : v == "avx512" ? 2 : 2;
+  return static_cast<simd_target>(std::min(static_cast<int>(detected), limit));
+}
+
 /// -1 until the first detection. Constant-initialised, so it is ready before any dynamic
 /// initialiser runs; relaxed ordering suffices because every thread would store the same value.
 inline std::atomic<int> cached_simd_target{-1};
 
 }  // namespace detail
 
-/// The best target this CPU supports (detected on the first call, then cached).
+/// The best target this CPU supports (detected on the first call, then cached), at most the
+/// QUENCH_SIMD_TARGET environment cap.
 ///
 ///     if (quench::best_simd_target() == quench::simd_target::avx512) { /* ... */ }
 inline simd_target best_simd_target() noexcept {
   int t = detail::cached_simd_target.load(std::memory_order_relaxed);
   if (t < 0) {
-    t = static_cast<int>(detail::detect_simd_target());
+    t = static_cast<int>(detail::cap_by_environment(detail::detect_simd_target()));
     detail::cached_simd_target.store(t, std::memory_order_relaxed);
   }
   return static_cast<simd_target>(t);

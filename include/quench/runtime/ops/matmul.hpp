@@ -1,10 +1,11 @@
 #pragma once
 // Matrix products: Gemm, MatMul (batched, numpy broadcasting, 1-D operands), MatMulInteger,
-// QLinearMatMul and Einsum. Every product runs through Eigen's GEMM over maps of the tensors'
-// row-major memory; the integer ops accumulate exactly in int32.
+// QLinearMatMul and Einsum. Every product runs through one GEMM over the tensors' row-major
+// memory: float32 on an AVX2 or AVX-512 CPU through quench::gemm (runtime-dispatched SIMD
+// kernels), everything else through Eigen's; the integer ops accumulate exactly in int32.
 //
 // Threads: a product is cut into tiles whose bounds depend on the shapes only (never on the
-// thread count), and each tile is one Eigen call. Threads only decide who computes which tile, so
+// thread count), and each tile is one GEMM call. Threads only decide who computes which tile, so
 // every output element is produced by the same instructions in the same order for any thread
 // count: results are bit-identical to one thread. Eigen itself stays single-threaded (quench
 // never touches Eigen::setNbThreads, which is global state).
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "quench/core/tensor.hpp"
+#include "quench/numeric/gemm.hpp"
 #include "quench/runtime/broadcast.hpp"
 #include "quench/runtime/dispatch.hpp"
 #include "quench/runtime/op_context.hpp"
@@ -116,6 +118,14 @@ void gemm(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, matrix_operan
       }
     return;
   } else {
+  if constexpr (std::is_same_v<T, float>) {
+    // With AVX2 or AVX-512 quench's own GEMM (quench/numeric/gemm.hpp: Eigen would run SSE2
+    // unless the program was compiled for the newer target); Eigen remains the portable path.
+    if (best_simd_target() != simd_target::scalar) {
+      quench::gemm(m, n, k, alpha, {a.p, a.ld, a.trans}, {b.p, b.ld, b.trans}, c, ldc, accumulate);
+      return;
+    }
+  }
   matrix_map<T> out(c, m, n, Eigen::OuterStride<>(ldc));
   // Always C += alpha A B (one instantiation per transpose combination); zero C first when the
   // product replaces it.
@@ -252,7 +262,7 @@ inline matmul_plan plan_matmul(const op_context& ctx, const shape& as, const sha
 template <class T>
 tensor matmul_typed(const op_context& ctx, const T* a, const shape& as, const T* b, const shape& bs) {
   matmul_plan p = plan_matmul(ctx, as, bs);
-  tensor out(dtype_of_v<T>, p.out);
+  tensor out = tensor::uninitialized(dtype_of_v<T>, p.out);  // every element is written
   gemm_batch<T> g;
   g.m = p.m;
   g.n = p.n;
