@@ -13,22 +13,30 @@
 
 #include "quench/core/config.hpp"
 #include "quench/core/dtype.hpp"
+#include "quench/core/memory_pool.hpp"
 #include "quench/core/shape.hpp"
 #include "quench/core/tensor_view.hpp"
 
 namespace quench {
 
 namespace detail {
-/// Allocates `bytes` zeroed bytes aligned to QUENCH_TENSOR_ALIGNMENT, owned by a shared_ptr.
-inline std::shared_ptr<std::byte> allocate_aligned(std::size_t bytes) {
+/// Allocates `bytes` bytes aligned to QUENCH_TENSOR_ALIGNMENT, owned by a shared_ptr: from the
+/// current thread's memory_pool if one is installed, else from the C heap; zeroed with `zero`.
+inline std::shared_ptr<std::byte> allocate_aligned(std::size_t bytes, bool zero = true) {
   if (bytes == 0) return {};
   constexpr std::size_t a = QUENCH_TENSOR_ALIGNMENT;
   // std::aligned_alloc requires the size to be a multiple of the alignment.
   const std::size_t rounded = (bytes + a - 1) / a * a;
-  void* p = std::aligned_alloc(a, rounded);
-  if (!p) throw std::bad_alloc();
-  std::memset(p, 0, rounded);
-  return std::shared_ptr<std::byte>(static_cast<std::byte*>(p), [](std::byte* q) { std::free(q); });
+  std::shared_ptr<std::byte> out;
+  if (const auto& pool = memory_pool::current()) {
+    out = pool->allocate(rounded);
+  } else {
+    void* p = std::aligned_alloc(a, rounded);
+    if (!p) throw std::bad_alloc();
+    out = std::shared_ptr<std::byte>(static_cast<std::byte*>(p), [](std::byte* q) { std::free(q); });
+  }
+  if (zero) std::memset(out.get(), 0, rounded);
+  return out;
 }
 }  // namespace detail
 
@@ -50,11 +58,18 @@ class tensor {
   tensor() = default;
   tensor(quench::dtype type, quench::shape s, std::string name = {})
       : type_(type), shape_(std::move(s)), name_(std::move(name)) {
-    if (type_ == dtype::undefined || type_ == dtype::string)
-      throw_error(errc::unsupported_dtype, tensor_context(name_),
-                  "cannot allocate a tensor of element type " + to_string(type_));
-    bytes_ = storage_bytes(type_, shape_.numel());
-    data_ = detail::allocate_aligned(bytes_);
+    allocate(true);
+  }
+
+  /// A tensor whose elements are left uninitialised, for kernels that write every element: it
+  /// saves the zero-fill pass over the output.
+  static tensor uninitialized(quench::dtype type, quench::shape s, std::string name = {}) {
+    tensor t;
+    t.type_ = type;
+    t.shape_ = std::move(s);
+    t.name_ = std::move(name);
+    t.allocate(false);
+    return t;
   }
 
   /// Wraps `nbytes` bytes at `data` without copying; `data` (usually an aliasing shared_ptr)
@@ -151,9 +166,17 @@ class tensor {
   tensor_view<T> view() && = delete;
 
  private:
+  void allocate(bool zero) {
+    if (type_ == dtype::undefined || type_ == dtype::string)
+      throw_error(errc::unsupported_dtype, tensor_context(name_),
+                  "cannot allocate a tensor of element type " + to_string(type_));
+    bytes_ = storage_bytes(type_, shape_.numel());
+    data_ = detail::allocate_aligned(bytes_, zero);
+  }
+
   void make_writable() {
     if (!read_only_) return;
-    auto owned = detail::allocate_aligned(bytes_);
+    auto owned = detail::allocate_aligned(bytes_, false);
     if (bytes_) std::memcpy(owned.get(), data_.get(), bytes_);
     data_ = std::move(owned);
     read_only_ = false;

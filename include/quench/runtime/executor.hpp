@@ -12,12 +12,15 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "quench/core/error.hpp"
+#include "quench/core/memory_pool.hpp"
 #include "quench/core/tensor.hpp"
 #include "quench/graph/model.hpp"
 #include "quench/runtime/builtin_ops.hpp"
@@ -31,6 +34,9 @@ struct executor_options {
   int threads = 1;
   /// Kernels to use (default: builtin_ops()).
   const op_registry* registry = nullptr;
+  /// Recycle tensor storage between nodes and runs (quench/core/memory_pool.hpp) instead of
+  /// returning it to the C heap; the pool never holds more than the peak live set.
+  bool reuse_memory = true;
 };
 
 /// Called for every graph input and every tensor a node produces, right after it exists.
@@ -76,8 +82,12 @@ class executor {
       for (const auto& p : problems) msg += "\n  " + p;
       throw_error(errc::unsupported_op, "executor", msg);
     }
+    if (opts_.reuse_memory) pool_ = std::make_shared<memory_pool>();
     prepare();
   }
+
+  /// The pool tensors of this executor's runs come from (null without reuse_memory).
+  const std::shared_ptr<memory_pool>& pool() const noexcept { return pool_; }
 
   /// Graph inputs the caller must provide (those without an initializer to fall back on).
   const std::vector<std::string>& required_inputs() const noexcept { return required_inputs_; }
@@ -88,6 +98,8 @@ class executor {
   /// outputs in order, named after them.
   std::vector<tensor> run(const std::unordered_map<std::string, const tensor*>& inputs, const observer& watch = {}) {
     const graph& g = model_.main_graph();
+    std::optional<memory_pool::scope> use_pool;
+    if (pool_) use_pool.emplace(pool_);
     std::vector<const tensor*> slot(slot_count_, nullptr);
     std::vector<tensor> owned(slot_count_);
     for (const auto& kv : inputs) {
@@ -259,6 +271,7 @@ class executor {
   const model& model_;
   executor_options opts_;
   const op_registry& registry_;
+  std::shared_ptr<memory_pool> pool_;
   std::unordered_map<std::string, std::size_t> slot_of_;
   std::size_t slot_count_ = 0;
   std::vector<std::string> required_inputs_;

@@ -410,7 +410,7 @@ inline void run_conv(op_context& ctx) {
     throw_shape_mismatch(ctx.node().context(), "B of shape [" + std::to_string(p.out_channels) + "]", to_string(b->shape()));
   ctx.set_output(0, visit_float(x.dtype(), ctx, [&](auto tag) {
     using T = decltype(tag);
-    tensor y(x.dtype(), conv_output_shape(p));
+    tensor y = tensor::uninitialized(x.dtype(), conv_output_shape(p));  // every element is written
     conv_forward<T>(p, x.view<T>().data(), w.view<T>().data(), b ? b->view<T>().data() : nullptr, y.view<T>().data(), ctx.threads());
     return y;
   }));
@@ -621,7 +621,7 @@ inline void run_conv_transpose(op_context& ctx) {
   od.insert(od.end(), g.out.begin(), g.out.end());
   ctx.set_output(0, visit_float(x.dtype(), ctx, [&](auto tag) {
     using T = decltype(tag);
-    tensor y(x.dtype(), shape(od));
+    tensor y = tensor::uninitialized(x.dtype(), shape(od));  // bias-filled per plane below
     const T* px = x.view<T>().data();
     const T* pw = w.view<T>().data();
     const T* pb = b ? b->view<T>().data() : nullptr;

@@ -24,7 +24,7 @@ namespace detail {
 template <class T, class Out, class Op>
 tensor binary_broadcast(const op_context& ctx, const tensor& a, const tensor& b, Op op) {
   const shape out_shape = broadcast_shapes({&a.shape(), &b.shape()}, ctx.node().context());
-  tensor out(dtype_of_v<Out>, out_shape);
+  tensor out = tensor::uninitialized(dtype_of_v<Out>, out_shape);
   const T* pa = a.view<T>().data();
   const T* pb = b.view<T>().data();
   Out* po = out.view<Out>().data();
@@ -254,7 +254,7 @@ void unary(op_context& ctx, F f) {
   const tensor& x = ctx.required_input(0);
   auto body = [&](auto tag) {
     using T = decltype(tag);
-    tensor out(x.dtype(), x.shape());
+    tensor out = tensor::uninitialized(x.dtype(), x.shape());
     const auto in = x.view<T>();
     auto o = out.view<T>();
     for (std::size_t i = 0; i < in.size(); ++i) o[i] = static_cast<T>(f(in[i]));
@@ -278,7 +278,7 @@ inline void run_clip(op_context& ctx) {
       if (const tensor* t = ctx.input(1); t && t->size()) lo = ctx.input_as<T>(1)[0];
       if (const tensor* t = ctx.input(2); t && t->size()) hi = ctx.input_as<T>(2)[0];
     }
-    tensor out(x.dtype(), x.shape());
+    tensor out = tensor::uninitialized(x.dtype(), x.shape());
     const auto in = x.view<T>();
     auto o = out.view<T>();
     for (std::size_t i = 0; i < in.size(); ++i) {

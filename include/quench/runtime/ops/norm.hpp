@@ -68,7 +68,7 @@ inline void run_batch_norm(op_context& ctx) {
   for (std::size_t i = 0; i < count; ++i) a[i] = p[0][i] / std::sqrt(p[3][i] + eps);
   ctx.set_output(0, visit_float(x.dtype(), ctx, [&](auto tag) {
     using T = decltype(tag);
-    tensor y(x.dtype(), x.shape());
+    tensor y = tensor::uninitialized(x.dtype(), x.shape());
     const T* px = x.view<T>().data();
     T* py = y.view<T>().data();
     const std::size_t n = x.shape().outer(1);

@@ -171,7 +171,7 @@ void run_pool(op_context& ctx) {
   tensor indices = want_indices ? tensor(dtype::int64, ys) : tensor();
   auto body = [&](auto tag) {
     using T = decltype(tag);
-    tensor y(x.dtype(), ys);
+    tensor y = tensor::uninitialized(x.dtype(), ys);
     pool_planes<T>(as_3d(g), opt, xs[0] * xs[1], x.view<T>().data(), y.view<T>().data(),
                    want_indices ? indices.view<std::int64_t>().data() : nullptr, ctx.threads());
     return y;
