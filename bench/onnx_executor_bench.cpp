@@ -35,7 +35,7 @@ const fs::path& model_dir() {
     fs::path d = fs::temp_directory_path() / ("quench_executor_bench_" + std::to_string(::getpid()));
     fs::create_directories(d);
     const std::string cmd = "/usr/bin/python3 " + source_dir + "/tests/e2e/make_torch_models.py " + d.string() +
-                            " --size 224 --batch 8 --opsets 13 --models resnet,mobilenet > /dev/null 2>&1";
+                            " --size 224 --batch 8 --opsets 13 --models resnet,mobilenet --batchnorm fold > /dev/null 2>&1";
     if (std::system(cmd.c_str()) != 0) {
       std::fprintf(stderr, "exporting the benchmark models failed: %s\n", cmd.c_str());
       std::exit(1);

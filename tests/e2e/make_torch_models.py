@@ -141,6 +141,10 @@ def main():
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--opsets", default="9,11,13,17")
     ap.add_argument("--models", default="resnet,mobilenet,unet,transformer")
+    ap.add_argument("--batchnorm", choices=["keep", "fold"], default="keep",
+                    help="keep: export the ResNet's BatchNormalization nodes (TrainingMode.PRESERVE on the eval "
+                         "model) so the executor runs them; fold: let the exporter fold them into Conv, as a "
+                         "default export does")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -166,9 +170,11 @@ def main():
         for opset in [int(o) for o in args.opsets.split(",")]:
             path = out / f"{name}_op{opset}.onnx"
             with torch.no_grad():
+                keep_bn = name == "resnet" and args.batchnorm == "keep"
                 torch.onnx.export(net, torch.from_numpy(x), str(path), opset_version=opset, input_names=["input"],
                                   output_names=["output"], dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
-                                  do_constant_folding=True)
+                                  do_constant_folding=True,
+                                  training=torch.onnx.TrainingMode.PRESERVE if keep_bn else torch.onnx.TrainingMode.EVAL)
             (out / f"{name}_op{opset}").mkdir(exist_ok=True)  # ORT's outputs go here
             cases.append({"name": f"{name}_op{opset}", "model": path.name, "dir": f"{name}_op{opset}",
                           "feeds": [{"name": "input", "dtype": "float32", "dims": list(shape),
