@@ -9,7 +9,6 @@
 #include <benchmark/benchmark.h>
 
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -30,10 +29,17 @@ namespace {
 /// The source tree (bench/CMakeLists.txt defines QUENCH_SOURCE_DIR).
 const std::string source_dir = QUENCH_SOURCE_DIR;
 
+/// Set by --model-dir in child mode: the parent's exported models.
+fs::path given_model_dir;
+/// The directory this process exported into (removed at exit).
+fs::path exported_dir;
+
 const fs::path& model_dir() {
   static const fs::path dir = [] {
+    if (!given_model_dir.empty()) return given_model_dir;
     fs::path d = fs::temp_directory_path() / ("quench_executor_bench_" + std::to_string(::getpid()));
     fs::create_directories(d);
+    exported_dir = d;
     const std::string cmd = "/usr/bin/python3 " + source_dir + "/tests/e2e/make_torch_models.py " + d.string() +
                             " --size 224 --batch 8 --opsets 13 --models resnet,mobilenet --batchnorm fold > /dev/null 2>&1";
     if (std::system(cmd.c_str()) != 0) {
@@ -66,31 +72,32 @@ long rss_kib() {
   return 0;
 }
 
-/// Peak RSS growth of load + prepare + one run, measured in a forked child so this process's
-/// earlier allocations do not count.
-double quench_peak_delta_bytes(const std::string& name) {
-  int fds[2];
-  if (pipe(fds) != 0) return 0;
-  const pid_t pid = fork();
-  if (pid == 0) {
-    close(fds[0]);
-    const long before = rss_kib();
+/// Child mode (`--measure-peak NAME`, see main): load + prepare + one run in a fresh process, and
+/// print the peak RSS growth over the process's size before loading, in bytes.
+int measure_peak(const std::string& name) {
+  const quench::tensor x = input_of(name);
+  const long before = rss_kib();
+  {
     const quench::model m = quench::onnx::load_model(model_dir() / (name + "_op13.onnx"));
-    const quench::tensor x = input_of(name);
     quench::runtime::executor ex(m);
-    ex.run({{"input", &x}});
-    rusage ru{};
-    getrusage(RUSAGE_SELF, &ru);
-    const double delta = (static_cast<double>(ru.ru_maxrss) - before) * 1024.0;
-    if (write(fds[1], &delta, sizeof delta) != static_cast<ssize_t>(sizeof delta)) _exit(1);
-    _exit(0);
+    auto out = ex.run({{"input", &x}});
+    benchmark::DoNotOptimize(out);
   }
-  close(fds[1]);
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  std::printf("%.0f\n", (static_cast<double>(ru.ru_maxrss) - static_cast<double>(before)) * 1024.0);
+  return 0;
+}
+
+/// Peak RSS growth of load + prepare + one run, measured in a freshly executed copy of this
+/// program: a forked child would start with this process's heap already resident.
+double quench_peak_delta_bytes(const std::string& name) {
+  const std::string self = fs::read_symlink("/proc/self/exe").string();
+  const std::string cmd = "'" + self + "' --measure-peak " + name + " --model-dir '" + model_dir().string() + "'";
+  std::unique_ptr<FILE, int (*)(FILE*)> p(popen(cmd.c_str(), "r"), pclose);
   double delta = 0;
-  if (read(fds[0], &delta, sizeof delta) != static_cast<ssize_t>(sizeof delta)) delta = 0;
-  close(fds[0]);
-  int st = 0;
-  waitpid(pid, &st, 0);
+  char line[128] = {};
+  if (p && std::fgets(line, sizeof line, p.get())) delta = std::atof(line);
   return delta;
 }
 
@@ -140,4 +147,15 @@ void run_network(benchmark::State& state, const std::string& name) {
 BENCHMARK_CAPTURE(run_network, resnet_b8_224, std::string("resnet"))->Unit(benchmark::kMillisecond)->Iterations(5)->UseRealTime();
 BENCHMARK_CAPTURE(run_network, mobilenet_b8_224, std::string("mobilenet"))->Unit(benchmark::kMillisecond)->Iterations(5)->UseRealTime();
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  if (argc == 5 && std::string(argv[1]) == "--measure-peak" && std::string(argv[3]) == "--model-dir") {
+    given_model_dir = argv[4];
+    return measure_peak(argv[2]);
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  if (!exported_dir.empty()) fs::remove_all(exported_dir);
+  return 0;
+}

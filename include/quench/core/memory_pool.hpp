@@ -8,15 +8,17 @@
 // back to the pool when the last tensor referring to it is gone, whichever thread that is. The
 // storage keeps the pool alive, so a tensor may outlive the pool's owner.
 //
-// Memory bound: cached (free) bytes plus live bytes never exceed the largest live total the pool
-// has seen, plus the one request being served; when a new allocation would cross it, cached
-// buffers are released, largest first. So a pool costs no more memory than the peak live set of
-// the runs it served, and after the first run of a model every buffer of the next run of the same
-// shapes is a cache hit.
+// Memory bound: the cached (free) bytes never exceed twice the largest live total the pool has
+// seen; returning a buffer beyond that frees the longest-cached ones. Why twice: a run allocates
+// more distinct buffers than are live at its peak (sizes differ), and with a cache of only the
+// peak the first buffers of a run, cached longest, were evicted just before the next run asked
+// for them again. With twice the peak, a model run again with the same shapes finds all its
+// buffers cached.
 //
 // Thread safety: allocation and release lock a mutex; the installed pool is per thread.
 
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <iterator>
 #include <map>
@@ -35,7 +37,7 @@ class memory_pool : public std::enable_shared_from_this<memory_pool> {
   memory_pool(const memory_pool&) = delete;
   memory_pool& operator=(const memory_pool&) = delete;
   ~memory_pool() {
-    for (auto& [size, p] : free_) std::free(p);
+    for (auto& [size, b] : free_) std::free(b.data);
   }
 
   /// Installs `pool` as the current thread's pool until the scope ends (scopes nest).
@@ -89,53 +91,61 @@ class memory_pool : public std::enable_shared_from_this<memory_pool> {
   /// Frees every cached buffer.
   void release_cached() {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (auto& [size, p] : free_) std::free(p);
+    for (auto& [size, b] : free_) std::free(b.data);
     free_.clear();
     cached_ = 0;
   }
 
  private:
-  /// A cached buffer of exactly `bytes`, else one at most 1/8 larger (the tail is wasted while it
-  /// is live; `bytes` becomes its size), else null after making room for a fresh allocation of
-  /// `bytes` within the bound. Either way `bytes` is counted live.
+  /// A cached buffer of exactly `bytes`, else the smallest one at most 1/8 larger (the tail is
+  /// wasted while it is live; `bytes` becomes its size), else null. Either way `bytes` is then
+  /// counted live.
   void* take(std::size_t& bytes) {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = free_.lower_bound(bytes);
     void* p = nullptr;
     if (it != free_.end() && it->first <= bytes + bytes / 8) {
-      p = it->second;
-      cached_ -= it->first;
+      p = it->second.data;
       bytes = it->first;
-      live_ += bytes;
+      cached_ -= bytes;
       free_.erase(it);
-    } else {
-      while (!free_.empty() && live_ + cached_ + bytes > peak_) {
-        auto largest = std::prev(free_.end());
-        cached_ -= largest->first;
-        std::free(largest->second);
-        free_.erase(largest);
-      }
-      live_ += bytes;
     }
+    live_ += bytes;
     if (live_ > peak_) peak_ = live_;
     return p;
   }
 
-  /// Returns a buffer of `bytes` to the cache (null: only the accounting of a failed allocation).
+  /// Returns a buffer of `bytes` to the cache (null: only the accounting of a failed allocation),
+  /// then frees the longest-cached buffers while the cache holds more than twice the peak live set.
   void give_back(void* p, std::size_t bytes) noexcept {
     std::lock_guard<std::mutex> lock(mutex_);
     live_ -= bytes;
     if (!p) return;
     try {
-      free_.emplace(bytes, p);
+      free_.emplace(bytes, cached_buffer{p, ++clock_});
       cached_ += bytes;
     } catch (...) {
       std::free(p);  // no memory to remember it: give it to the system instead
+      return;
+    }
+    while (cached_ > 2 * peak_) {
+      auto oldest = free_.begin();
+      for (auto i = free_.begin(); i != free_.end(); ++i)
+        if (i->second.stamp < oldest->second.stamp) oldest = i;
+      cached_ -= oldest->first;
+      std::free(oldest->second.data);
+      free_.erase(oldest);
     }
   }
 
+  struct cached_buffer {
+    void* data;
+    std::uint64_t stamp;  ///< when it was cached: the oldest goes first
+  };
+
   mutable std::mutex mutex_;
-  std::multimap<std::size_t, void*> free_;  // size -> buffer
+  std::multimap<std::size_t, cached_buffer> free_;  // size -> buffer
+  std::uint64_t clock_ = 0;
   std::size_t live_ = 0, cached_ = 0, peak_ = 0;
 };
 

@@ -128,6 +128,9 @@ class tensor {
   std::size_t rank() const noexcept { return shape_.rank(); }
   /// Element count; 0 for a default-constructed (undefined) tensor.
   std::size_t size() const noexcept { return type_ == quench::dtype::undefined ? 0 : shape_.numel(); }
+  /// True if this tensor is the only user of owned, writable storage: writing it in place can
+  /// affect no other tensor (an executor hands such tensors to kernels to reuse).
+  bool storage_unique() const noexcept { return data_ && !read_only_ && data_.use_count() == 1; }
   std::size_t nbytes() const noexcept { return bytes_; }
   const std::string& name() const noexcept { return name_; }
   void set_name(std::string n) { name_ = std::move(n); }

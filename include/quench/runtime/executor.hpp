@@ -130,7 +130,12 @@ class executor {
       }
       outs.clear();
       outs.resize(st.outputs.size());
-      op_context ctx(*st.n, st.opset, std::move(ins), outs, opts_.threads);
+      std::vector<tensor*> reusable(ins.size(), nullptr);
+      for (std::size_t i : st.reusable) {
+        const auto s = static_cast<std::size_t>(st.inputs[i]);
+        if (slot[s] == &owned[s]) reusable[i] = &owned[s];
+      }
+      op_context ctx(*st.n, st.opset, std::move(ins), outs, opts_.threads, std::move(reusable));
       st.entry->run(ctx);
       for (std::size_t o = 0; o < st.outputs.size(); ++o) {
         const int s = st.outputs[o];
@@ -166,6 +171,7 @@ class executor {
     std::vector<int> inputs;   ///< slot per input, -1 = omitted
     std::vector<int> outputs;  ///< slot per output, -1 = omitted
     std::vector<int> release;  ///< slots whose last use is this step
+    std::vector<std::size_t> reusable;  ///< input positions a kernel may overwrite (see op_context)
   };
 
   void prepare() {
@@ -185,7 +191,7 @@ class executor {
     // Nodes in dependency order, without touching the model: sort indices, not the graph.
     std::vector<const node*> order = dependency_order(g);
     for (const node* n : order) {
-      step st{n, registry_.find(n->domain(), n->op_type(), model_.opset(n->domain())), model_.opset(n->domain()), {}, {}, {}};
+      step st{n, registry_.find(n->domain(), n->op_type(), model_.opset(n->domain())), model_.opset(n->domain()), {}, {}, {}, {}};
       for (const value* v : n->inputs()) st.inputs.push_back(v ? slot_for(v) : -1);
       for (const value* v : n->outputs()) st.outputs.push_back(v ? slot_for(v) : -1);
       steps_.push_back(std::move(st));
@@ -210,6 +216,13 @@ class executor {
     }
     for (std::size_t s = 0; s < slot_count_; ++s)
       if (!keep[s] && last[s] >= 0) steps_[static_cast<std::size_t>(last[s])].release.push_back(static_cast<int>(s));
+    // Inputs released by their step and named once in it may be overwritten by its kernel.
+    for (step& st : steps_)
+      for (std::size_t i = 0; i < st.inputs.size(); ++i) {
+        const int s = st.inputs[i];
+        if (s >= 0 && std::count(st.release.begin(), st.release.end(), s) && std::count(st.inputs.begin(), st.inputs.end(), s) == 1)
+          st.reusable.push_back(i);
+      }
     // An output listed twice, or that is also an input/constant, must be copied, not moved.
     for (std::size_t i = 0; i < output_slots_.size(); ++i) {
       bool shared = std::count(output_slots_.begin(), output_slots_.end(), output_slots_[i]) > 1;

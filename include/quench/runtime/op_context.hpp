@@ -15,8 +15,8 @@ namespace quench::runtime {
 class op_context {
  public:
   op_context(const node& n, std::int64_t opset, std::vector<const tensor*> inputs, std::vector<tensor>& outputs,
-             int threads)
-      : node_(n), opset_(opset), inputs_(std::move(inputs)), outputs_(outputs), threads_(threads) {}
+             int threads, std::vector<tensor*> reusable = {})
+      : node_(n), opset_(opset), inputs_(std::move(inputs)), outputs_(outputs), threads_(threads), reusable_(std::move(reusable)) {}
 
   const quench::node& node() const noexcept { return node_; }
   /// The version of the node's domain imported by the model.
@@ -43,6 +43,23 @@ class op_context {
     return t.view<T>();
   }
 
+  /// Input `i` when its storage may be overwritten and passed on as an output (moved into
+  /// set_output): the executor offers an intermediate whose last use is this node, that no other
+  /// input slot of the node names and no other tensor shares. Null otherwise. Elementwise kernels
+  /// use it to work in place, saving an allocation and half the memory traffic.
+  tensor* reusable_input(std::size_t i) const noexcept {
+    tensor* t = i < reusable_.size() ? reusable_[i] : nullptr;
+    return t && t->storage_unique() ? t : nullptr;
+  }
+
+  /// Storage for an output of `type` and shape `s` that a kernel fills element by element from
+  /// input `i`: the input's own tensor when reusable_input(i) offers one of that type and shape
+  /// (take the input's data pointer first: the input is moved from), else uninitialised storage.
+  tensor reuse_or_allocate(std::size_t i, quench::dtype type, const shape& s) const {
+    if (tensor* t = reusable_input(i); t && t->dtype() == type && t->shape() == s) return std::move(*t);
+    return tensor::uninitialized(type, s);
+  }
+
   std::size_t output_count() const noexcept { return outputs_.size(); }
   /// False for an omitted optional output: kernels may skip computing it.
   bool output_wanted(std::size_t i) const noexcept {
@@ -65,6 +82,7 @@ class op_context {
   std::vector<const tensor*> inputs_;
   std::vector<tensor>& outputs_;
   int threads_;
+  std::vector<tensor*> reusable_;
 };
 
 }  // namespace quench::runtime

@@ -24,12 +24,13 @@ namespace detail {
 template <class T, class Out, class Op>
 tensor binary_broadcast(const op_context& ctx, const tensor& a, const tensor& b, Op op) {
   const shape out_shape = broadcast_shapes({&a.shape(), &b.shape()}, ctx.node().context());
-  tensor out = tensor::uninitialized(dtype_of_v<Out>, out_shape);
   const T* pa = a.view<T>().data();
   const T* pb = b.view<T>().data();
-  Out* po = out.view<Out>().data();
   const std::vector<std::size_t> strides[2] = {broadcast_strides(a.shape(), out_shape),
                                                broadcast_strides(b.shape(), out_shape)};
+  // In place over an input of the output's shape (element j is read before it is written).
+  tensor out = ctx.reuse_or_allocate(a.shape() == out_shape ? 0 : 1, dtype_of_v<Out>, out_shape);
+  Out* po = out.view<Out>().data();
   for_each_broadcast_run(out_shape, strides, [&](std::size_t o, const std::size_t* in, std::size_t n, const std::size_t* st) {
     const T* x = pa + in[0];
     const T* y = pb + in[1];
@@ -254,10 +255,11 @@ void unary(op_context& ctx, F f) {
   const tensor& x = ctx.required_input(0);
   auto body = [&](auto tag) {
     using T = decltype(tag);
-    tensor out = tensor::uninitialized(x.dtype(), x.shape());
-    const auto in = x.view<T>();
-    auto o = out.view<T>();
-    for (std::size_t i = 0; i < in.size(); ++i) o[i] = static_cast<T>(f(in[i]));
+    const T* in = x.view<T>().data();
+    const std::size_t n = x.size();
+    tensor out = ctx.reuse_or_allocate(0, x.dtype(), x.shape());
+    T* o = out.view<T>().data();
+    for (std::size_t i = 0; i < n; ++i) o[i] = static_cast<T>(f(in[i]));
     return out;
   };
   if constexpr (AnyNumeric) ctx.set_output(0, visit_numeric(x.dtype(), ctx, body));
@@ -278,10 +280,11 @@ inline void run_clip(op_context& ctx) {
       if (const tensor* t = ctx.input(1); t && t->size()) lo = ctx.input_as<T>(1)[0];
       if (const tensor* t = ctx.input(2); t && t->size()) hi = ctx.input_as<T>(2)[0];
     }
-    tensor out = tensor::uninitialized(x.dtype(), x.shape());
-    const auto in = x.view<T>();
-    auto o = out.view<T>();
-    for (std::size_t i = 0; i < in.size(); ++i) {
+    const T* in = x.view<T>().data();
+    const std::size_t n = x.size();
+    tensor out = ctx.reuse_or_allocate(0, x.dtype(), x.shape());
+    T* o = out.view<T>().data();
+    for (std::size_t i = 0; i < n; ++i) {
       const T v = in[i];
       o[i] = v < lo ? lo : (v > hi ? hi : v);  // NaN passes through, as in ONNX Runtime
     }

@@ -67,6 +67,35 @@ struct pool_options {
   bool column_major = false;   ///< MaxPool storage_order = 1
 };
 
+/// 2-D max pooling of one plane in two passes per output row: the column maxima over the kernel
+/// rows (contiguous, vectorizable), then the maxima over the kernel columns. Same values as the
+/// direct loop (the largest non-NaN value of the window, lowest() if none), except that when +0
+/// and -0 tie either may be returned.
+template <class T>
+void max_pool_plane_2d(const window_geometry& g, const axis_taps& th, const axis_taps& tw, const T* xp, T* yp, std::vector<T>& column) {
+  const std::int64_t W = g.in[2], dh = g.dilation[1], dw = g.dilation[2];
+  column.resize(static_cast<std::size_t>(W));
+  T* col = column.data();
+  for (std::int64_t oh = 0; oh < g.out[1]; ++oh) {
+    const auto b = static_cast<std::size_t>(oh);
+    std::fill(col, col + W, std::numeric_limits<T>::lowest());
+    for (std::int64_t kh = th.lo[b]; kh < th.hi[b]; ++kh) {
+      const T* row = xp + (th.start[b] + kh * dh) * W;
+      for (std::int64_t iw = 0; iw < W; ++iw) col[iw] = row[iw] > col[iw] ? row[iw] : col[iw];
+    }
+    T* yr = yp + oh * g.out[2];
+    for (std::int64_t ow = 0; ow < g.out[2]; ++ow) {
+      const auto c = static_cast<std::size_t>(ow);
+      T best = std::numeric_limits<T>::lowest();
+      for (std::int64_t kw = tw.lo[c]; kw < tw.hi[c]; ++kw) {
+        const T v = col[tw.start[c] + kw * dw];
+        best = v > best ? v : best;
+      }
+      yr[ow] = best;
+    }
+  }
+}
+
 /// Pools `planes` planes of x into y (and the flat input index of each maximum into `indices`,
 /// when not null). g must be as_3d.
 template <class T>
@@ -76,6 +105,14 @@ void pool_planes(const window_geometry& g, const pool_options& opt, std::int64_t
   const std::int64_t D = g.in[0], H = g.in[1], W = g.in[2];
   const std::int64_t plane_in = D * H * W, plane_out = g.out_size();
   const std::int64_t dd = g.dilation[0], dh = g.dilation[1], dw = g.dilation[2];
+  if (opt.kind == pool_kind::max && !indices && g.in[0] == 1 && g.kernel[0] == 1 && g.out[0] == 1) {
+    std::vector<std::vector<T>> columns(static_cast<std::size_t>(std::max(threads, 1)));
+    parallel_tasks(static_cast<std::size_t>(planes), threads, [&](std::size_t pi, std::size_t worker) {
+      const auto plane = static_cast<std::int64_t>(pi);
+      max_pool_plane_2d(g, th, tw, x + plane * plane_in, y + plane * plane_out, columns[worker]);
+    });
+    return;
+  }
   parallel_tasks(static_cast<std::size_t>(planes), threads, [&](std::size_t pi, std::size_t) {
     const std::int64_t plane = static_cast<std::int64_t>(pi);
     const T* xp = x + plane * plane_in;
