@@ -11,7 +11,21 @@ using quench::dtype;
 using quench::memory_pool;
 using quench::tensor;
 
-TEST_CASE("memory_pool: tensors created in a scope reuse released storage") {
+TEST_CASE("memory_pool: size classes waste at most 1/8") {
+  CHECK(memory_pool::size_class(1) == 64);
+  CHECK(memory_pool::size_class(4096) == 4096);
+  CHECK(memory_pool::size_class(4097) == 4608);
+  CHECK(memory_pool::size_class(8192) == 8192);
+  CHECK(memory_pool::size_class(100000) == 106496);  // 65536 + 5 * 8192
+  for (std::size_t b = 1; b < 5'000'000; b = b * 3 / 2 + 7) {
+    const std::size_t c = memory_pool::size_class(b);
+    CHECK(c >= b);
+    CHECK(c - b <= std::max<std::size_t>(64, b / 8));
+    CHECK(memory_pool::size_class(c) == c);
+  }
+}
+
+TEST_CASE("memory_pool: tensors created in a scope reuse released storage of their class") {
   auto pool = std::make_shared<memory_pool>();
   memory_pool::scope use(pool);
   const void* first = nullptr;
@@ -22,7 +36,7 @@ TEST_CASE("memory_pool: tensors created in a scope reuse released storage") {
   }
   CHECK(pool->live_bytes() == 0);
   CHECK(pool->cached_bytes() == 4032);
-  tensor b = tensor::uninitialized(dtype::float32, {1000});
+  tensor b = tensor::uninitialized(dtype::float32, {1001});  // 4004 bytes: the same class
   CHECK(static_cast<const void*>(b.bytes()) == first);
   CHECK(pool->cached_bytes() == 0);
   // The zeroing constructor zeroes recycled storage too.
@@ -32,34 +46,36 @@ TEST_CASE("memory_pool: tensors created in a scope reuse released storage") {
   CHECK(c.view<float>()[3] == 0.0f);
 }
 
-TEST_CASE("memory_pool: a slightly smaller request takes a cached buffer, a much smaller one does not") {
+TEST_CASE("memory_pool: a request never takes a buffer of another class") {
   auto pool = std::make_shared<memory_pool>();
   memory_pool::scope use(pool);
   { tensor a(dtype::uint8, {6400}); }
-  {
-    tensor b(dtype::uint8, {6000});  // 6016 bytes: within 1/8 of 6400
-    CHECK(pool->cached_bytes() == 0);
-    CHECK(pool->live_bytes() == 6400);
-  }
-  CHECK(pool->cached_bytes() == 6400);
-  tensor small(dtype::uint8, {1000});
-  CHECK(pool->live_bytes() == 1024);
-  CHECK(pool->cached_bytes() == 6400);
+  tensor b(dtype::uint8, {5000});  // class 5120
+  CHECK(pool->cached_bytes() == 6656);
+  CHECK(pool->live_bytes() == 5120);
 }
 
-TEST_CASE("memory_pool: the cache never holds more than twice the peak live set, the oldest buffers go first") {
+TEST_CASE("memory_pool: end_epoch keeps per class as many buffers as were live at once") {
   auto pool = std::make_shared<memory_pool>();
   memory_pool::scope use(pool);
-  { tensor a(dtype::uint8, {6400}); }  // peak 6400
-  { tensor b(dtype::uint8, {3200}); }  // no cached buffer within 1/8: a fresh one
-  { tensor c(dtype::uint8, {2432}); }
-  CHECK(pool->peak_live_bytes() == 6400);
-  CHECK(pool->cached_bytes() == 12032);
-  { tensor d(dtype::uint8, {1600}); }
-  // Caching d would make 13632 > 2 * 6400: the 6400-byte buffer, cached first, was freed.
-  CHECK(pool->cached_bytes() == 7232);
-  tensor again(dtype::uint8, {6400});
-  CHECK(pool->cached_bytes() == 7232);  // a fresh allocation: the 6400-byte buffer is gone
+  auto run = [] {
+    std::vector<tensor> live;
+    live.emplace_back(dtype::uint8, quench::shape{8192});
+    live.emplace_back(dtype::uint8, quench::shape{8192});  // two of class 8192 at once
+    live.clear();
+    tensor t(dtype::uint8, {4096});
+  };
+  run();
+  CHECK(pool->cached_bytes() == 2 * 8192 + 4096);
+  pool->end_epoch();
+  CHECK(pool->cached_bytes() == 2 * 8192 + 4096);  // all needed
+  const std::size_t peak = pool->peak_live_bytes();
+  run();  // served from the cache
+  CHECK(pool->peak_live_bytes() == peak);
+  pool->end_epoch();
+  { tensor other(dtype::uint8, {100}); }
+  pool->end_epoch();  // an epoch that needed only class 128: the rest is freed
+  CHECK(pool->cached_bytes() == 128);
   pool->release_cached();
   CHECK(pool->cached_bytes() == 0);
 }

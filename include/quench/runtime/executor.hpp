@@ -35,7 +35,7 @@ struct executor_options {
   /// Kernels to use (default: builtin_ops()).
   const op_registry* registry = nullptr;
   /// Recycle tensor storage between nodes and runs (quench/core/memory_pool.hpp) instead of
-  /// returning it to the C heap; the pool never holds more than the peak live set.
+  /// returning it to the C heap; between runs the pool holds the buffers one run needs.
   bool reuse_memory = true;
 };
 
@@ -100,6 +100,13 @@ class executor {
     const graph& g = model_.main_graph();
     std::optional<memory_pool::scope> use_pool;
     if (pool_) use_pool.emplace(pool_);
+    // The pool keeps what this run needed, for the next one (also when a kernel throws).
+    struct end_epoch {
+      memory_pool* pool;
+      ~end_epoch() {
+        if (pool) pool->end_epoch();
+      }
+    } epoch{pool_.get()};
     std::vector<const tensor*> slot(slot_count_, nullptr);
     std::vector<tensor> owned(slot_count_);
     for (const auto& kv : inputs) {
