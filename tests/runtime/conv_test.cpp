@@ -188,6 +188,13 @@ TEST_CASE("Conv matches a direct loop over 1-D, 2-D and 3-D geometries") {
       {{8, 7}, {3, 2}, {2, 3}, {1, 1}, {0, 1, 2, 0}, 1, 4, 6, 2},
       {{9, 9}, {3, 3}, {2, 2}, {2, 1}, {2, 1, 0, 2}, 1, 6, 6, 3},
       {{5, 6}, {5, 5}, {1, 1}, {1, 1}, {2, 2, 2, 2}, 1, 2, 3, 1},
+      // general convs with stride 2 along the rows (the even/odd split of the packed path), odd
+      // and even widths, dilated, and a stem-like 7x7 / 2 with pads 3; a 1-D one
+      {{11, 13}, {7, 7}, {2, 2}, {1, 1}, {3, 3, 3, 3}, 2, 3, 5, 1},
+      {{10, 12}, {3, 3}, {2, 2}, {1, 2}, {1, 2, 0, 1}, 1, 4, 6, 2},
+      {{9, 9}, {2, 4}, {1, 2}, {2, 1}, {0, 1, 1, 0}, 1, 3, 7, 1},
+      {{15}, {5}, {2}, {1}, {2, 1}, 2, 3, 4, 1},
+      {{6, 40}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 1, 2, 13, 1},  // rows wider than a panel
       // depthwise, with and without a channel multiplier, strided and dilated
       {{8, 8}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 2, 4, 4, 4},
       {{9, 7}, {3, 3}, {2, 2}, {1, 2}, {1, 0, 1, 2}, 1, 3, 6, 3},

@@ -68,6 +68,15 @@ class gemm_buffer {
   std::size_t size_ = 0;
 };
 
+/// The packing buffers of the calling thread (one pair, whatever B packer a product uses).
+struct gemm_buffers {
+  gemm_buffer a, b;
+};
+inline gemm_buffers& gemm_thread_buffers() {
+  thread_local gemm_buffers buffers;
+  return buffers;
+}
+
 /// Rows [i0, i0 + rows) x k range [p0, p0 + kc) of op(A) as MR-high panels, each kc x MR
 /// (MR values per k step), zero rows past the end.
 inline void gemm_pack_a(gemm_matrix a, std::int64_t i0, std::int64_t rows, std::int64_t p0, std::int64_t kc, int mr, float* out) {
@@ -123,19 +132,21 @@ inline void gemm_pack_b(gemm_matrix b, std::int64_t j0, std::int64_t cols, std::
 
 using gemm_micro_fn = void (*)(std::int64_t, const float*, const float*, float*, std::int64_t, int, int, float, bool) noexcept;
 
-inline void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, gemm_matrix a, gemm_matrix b, float* c,
-                         std::int64_t ldc, bool accumulate, gemm_blocking blk, gemm_micro_fn micro) {
+/// The blocked product with B supplied by `pack_b(j0, cols, p0, kc, nr, out)`, which writes
+/// columns [j0, j0 + cols) x k range [p0, p0 + kc) of B as gemm_pack_b lays them out.
+template <class PackB>
+void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, gemm_matrix a, const PackB& pack_b, float* c,
+                  std::int64_t ldc, bool accumulate, gemm_blocking blk, gemm_micro_fn micro) {
   const int mr = blk.mr, nr = blk.nr;
   const std::int64_t mc = gemm_mc_panels * mr;
-  thread_local gemm_buffer a_buf, b_buf;
-  float* pa = a_buf.get(static_cast<std::size_t>(mc * gemm_kc));
-  float* pb = b_buf.get(static_cast<std::size_t>(gemm_kc * gemm_nc));
+  float* pa = gemm_thread_buffers().a.get(static_cast<std::size_t>(mc * gemm_kc));
+  float* pb = gemm_thread_buffers().b.get(static_cast<std::size_t>(gemm_kc * gemm_nc));
   for (std::int64_t jc = 0; jc < n; jc += gemm_nc) {
     const std::int64_t nc = std::min(gemm_nc, n - jc);
     for (std::int64_t pc = 0; pc < k; pc += gemm_kc) {
       const std::int64_t kc = std::min(gemm_kc, k - pc);
       const bool add = accumulate || pc > 0;
-      gemm_pack_b(b, jc, nc, pc, kc, nr, pb);
+      pack_b(jc, nc, pc, kc, nr, pb);
       for (std::int64_t ic = 0; ic < m; ic += mc) {
         const std::int64_t mcur = std::min(mc, m - ic);
         gemm_pack_a(a, ic, mcur, pc, kc, mr, pa);
@@ -153,13 +164,14 @@ inline void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, float a
 
 }  // namespace detail
 
-/// c[m x n] (row stride ldc) = alpha * op(a)[m x k] * op(b)[k x n], or c += that with
-/// `accumulate`. `target` forces an instruction set (tests, benchmarks); a target the CPU lacks
-/// falls back to the best one it has. With k == 0 the product is zero.
-///
-///     // y[M x P] = W[M x K] * cols[K x P]
-///     quench::gemm(M, P, K, 1.0f, {w, K}, {cols, P}, y, P, false);
-inline void gemm(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, gemm_matrix a, gemm_matrix b, float* c,
+/// c[m x n] (row stride ldc) = alpha * op(a)[m x k] * pack_b's B[k x n], or c += that with
+/// `accumulate`, where B is never stored: `pack_b(j0, cols, p0, kc, nr, out)` writes columns
+/// [j0, j0 + cols) x rows [p0, p0 + kc) of B into `out` as kc x nr panels (row p of a panel at
+/// out + p * nr, zero past column `cols`, one panel after another). A convolution packs its
+/// unrolled input this way without materialising the im2col matrix. Results are the bits of
+/// gemm() on the stored B.
+template <class PackB>
+void gemm_packed(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, gemm_matrix a, const PackB& pack_b, float* c,
                  std::int64_t ldc, bool accumulate, simd_target target = best_simd_target()) {
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {
@@ -170,17 +182,31 @@ inline void gemm(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, ge
 #if QUENCH_ENABLE_SIMD
   switch (effective_simd_target(target)) {
     case simd_target::avx512:
-      detail::gemm_blocked(m, n, k, alpha, a, b, c, ldc, accumulate, detail::gemm_blocking_avx512, detail::gemm_micro_avx512);
+      detail::gemm_blocked(m, n, k, alpha, a, pack_b, c, ldc, accumulate, detail::gemm_blocking_avx512, detail::gemm_micro_avx512);
       return;
     case simd_target::avx2:
-      detail::gemm_blocked(m, n, k, alpha, a, b, c, ldc, accumulate, detail::gemm_blocking_avx2, detail::gemm_micro_avx2);
+      detail::gemm_blocked(m, n, k, alpha, a, pack_b, c, ldc, accumulate, detail::gemm_blocking_avx2, detail::gemm_micro_avx2);
       return;
     case simd_target::scalar: break;
   }
 #else
   (void)target;
 #endif
-  detail::gemm_blocked(m, n, k, alpha, a, b, c, ldc, accumulate, detail::gemm_blocking_scalar, detail::gemm_micro_scalar);
+  detail::gemm_blocked(m, n, k, alpha, a, pack_b, c, ldc, accumulate, detail::gemm_blocking_scalar, detail::gemm_micro_scalar);
+}
+
+/// c[m x n] (row stride ldc) = alpha * op(a)[m x k] * op(b)[k x n], or c += that with
+/// `accumulate`. `target` forces an instruction set (tests, benchmarks); a target the CPU lacks
+/// falls back to the best one it has. With k == 0 the product is zero.
+///
+///     // y[M x P] = W[M x K] * cols[K x P]
+///     quench::gemm(M, P, K, 1.0f, {w, K}, {cols, P}, y, P, false);
+inline void gemm(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, gemm_matrix a, gemm_matrix b, float* c,
+                 std::int64_t ldc, bool accumulate, simd_target target = best_simd_target()) {
+  const auto pack_b = [b](std::int64_t j0, std::int64_t cols, std::int64_t p0, std::int64_t kc, int nr, float* out) {
+    detail::gemm_pack_b(b, j0, cols, p0, kc, nr, out);
+  };
+  gemm_packed(m, n, k, alpha, a, pack_b, c, ldc, accumulate, target);
 }
 
 }  // namespace quench

@@ -3,7 +3,9 @@
 // with groups, strides, dilations, explicit pads and auto_pad.
 //
 // Conv runs as GEMMs: W_g [M/group x C/group * kernel] times the input unrolled into columns
-// (im2col), one tile of output positions at a time so the unrolled block stays in cache; a 1x1
+// (im2col), one tile of output positions at a time so the unrolled block stays in cache. On an
+// AVX2 or AVX-512 CPU a float 1-D or 2-D conv never materialises the columns: quench::gemm_packed
+// unrolls the input straight into its packed panels (conv_b_packer). A 1x1
 // conv with stride 1 and no padding multiplies the input directly; a depthwise conv (one input
 // channel per group) is a direct loop, which does 9 multiply-adds per output where a GEMM would
 // add packing for a K of 9. ConvTranspose is the GEMM W_g^T x X_g followed by a scatter-add
@@ -16,9 +18,11 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "quench/core/tensor.hpp"
+#include "quench/numeric/gemm.hpp"
 #include "quench/runtime/dispatch.hpp"
 #include "quench/runtime/op_context.hpp"
 #include "quench/runtime/op_registry.hpp"
@@ -309,6 +313,103 @@ void depthwise_plane(const window_geometry& g, const T* x, const T* w, T bias, T
   }
 }
 
+/// Packs B of a 1-D or 2-D conv straight from the input (the implicit im2col of quench::gemm_packed):
+/// row (c, kh, kw), column = output position j of the tile starting at `j_begin`. Columns of one
+/// panel that share an output row form a segment whose taps, at stride 1, are one contiguous run
+/// of an input row: a copy with zeros where the window reads padding.
+///
+/// Stride 2 reads `split`: every input row as its even then its odd elements (split_rows), so
+/// that those taps are contiguous too.
+struct conv_b_packer {
+  const float* x;      ///< the group's first input channel
+  const float* split;  ///< with stride_w == 2: the same channels as split_rows made them, else null
+  std::int64_t in_h, in_w, out_w, kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w;
+  std::int64_t j_begin;
+
+  /// Row length of `split`: even elements, then odd elements, each padded to half the row.
+  static std::int64_t half_width(std::int64_t w) { return (w + 1) / 2; }
+
+  /// `rows` rows of `w` elements as their even then odd elements into out[rows x 2 * half_width(w)].
+  static void split_rows(const float* x, std::int64_t rows, std::int64_t w, float* out) {
+    const std::int64_t half = half_width(w);
+    for (std::int64_t r = 0; r < rows; ++r, x += w, out += 2 * half) {
+      for (std::int64_t i = 0; i < w / 2; ++i) {
+        out[i] = x[2 * i];
+        out[half + i] = x[2 * i + 1];
+      }
+      if (w % 2) out[half - 1] = x[w - 1];
+    }
+  }
+
+  static conv_b_packer make(const window_geometry& g, const float* x, const float* split, std::int64_t j_begin) {
+    const bool two_d = g.rank() == 2;
+    const std::size_t w = g.rank() - 1;
+    return {x,
+            split,
+            two_d ? g.in[0] : 1,
+            g.in[w],
+            g.out[w],
+            two_d ? g.kernel[0] : 1,
+            g.kernel[w],
+            two_d ? g.stride[0] : 1,
+            g.stride[w],
+            two_d ? g.dilation[0] : 1,
+            g.dilation[w],
+            two_d ? g.pad_begin[0] : 0,
+            g.pad_begin[w],
+            j_begin};
+  }
+
+  void operator()(std::int64_t j0, std::int64_t cols, std::int64_t p0, std::int64_t kc, int nr, float* out) const {
+    struct segment {
+      std::int64_t first, len, oh, ow;
+    };
+    std::vector<segment> segs;
+    const std::int64_t ks = kernel_h * kernel_w, plane = in_h * in_w;
+    for (std::int64_t jp = 0; jp < cols; jp += nr, out += kc * nr) {
+      const std::int64_t width = std::min<std::int64_t>(nr, cols - jp);
+      segs.clear();
+      for (std::int64_t t = 0; t < width;) {
+        const std::int64_t j = j_begin + j0 + jp + t;
+        const std::int64_t ow = j % out_w, len = std::min(width - t, out_w - ow);
+        segs.push_back({t, len, j / out_w, ow});
+        t += len;
+      }
+      for (std::int64_t p = 0; p < kc; ++p) {
+        const std::int64_t row = p0 + p, c = row / ks, kh = row % ks / kernel_w, kw = row % kernel_w;
+        float* dst = out + p * nr;
+        const float* xc = x + c * plane;
+        for (const segment& sg : segs) {
+          float* d = dst + sg.first;
+          const std::int64_t ih = sg.oh * stride_h - pad_h + kh * dilation_h;
+          if (ih < 0 || ih >= in_h) {
+            std::fill(d, d + sg.len, 0.0f);
+            continue;
+          }
+          const float* src = xc + ih * in_w;
+          const std::int64_t iw0 = sg.ow * stride_w - pad_w + kw * dilation_w;
+          // Taps t of the segment with 0 <= iw0 + t * stride_w < in_w.
+          const std::int64_t lo = iw0 >= 0 ? 0 : std::min(sg.len, (-iw0 + stride_w - 1) / stride_w);
+          const std::int64_t hi = iw0 >= in_w ? lo : std::max(lo, std::min(sg.len, (in_w - 1 - iw0) / stride_w + 1));
+          std::fill(d, d + lo, 0.0f);
+          if (stride_w == 1) {
+            std::copy(src + iw0 + lo, src + iw0 + hi, d + lo);
+          } else if (split) {
+            // x[iw0 + 2t] is element (iw0 + 2t) / 2 of the row's even or odd half.
+            const std::int64_t half = half_width(in_w), parity = iw0 & 1, base = (iw0 - parity) / 2;
+            const float* s2 = split + (c * in_h + ih) * 2 * half + parity * half + base;
+            std::copy(s2 + lo, s2 + hi, d + lo);
+          } else {
+            for (std::int64_t t = lo; t < hi; ++t) d[t] = src[iw0 + t * stride_w];
+          }
+          std::fill(d + hi, d + sg.len, 0.0f);
+        }
+        std::fill(dst + width, dst + nr, 0.0f);
+      }
+    }
+  }
+};
+
 /// Output positions per im2col tile: about 2^17 elements of unrolled input (512 KiB of float),
 /// at least 64 columns; a function of the shape only, so the tiling never depends on threads.
 inline std::int64_t conv_tile_width(std::int64_t k, std::int64_t positions) {
@@ -340,9 +441,21 @@ void conv_forward(const conv_problem& p, const T* x, const T* w, const T* bias, 
   bool pointwise = true;
   for (std::size_t i = 0; i < g.rank(); ++i)
     pointwise = pointwise && g.kernel[i] == 1 && g.stride[i] == 1 && g.pad_begin[i] == 0 && g.pad_end[i] == 0;
-  const std::int64_t tile = conv_tile_width(k, pout);
+  // float 1-D/2-D convs on an AVX2+ CPU pack the input inside quench::gemm_packed (no im2col
+  // buffer), so their tiles only need to give threads work: up to one NC block of columns.
+  bool implicit = false;
+  if constexpr (std::is_same_v<T, float>) implicit = !pointwise && g.rank() <= 2 && best_simd_target() != simd_target::scalar;
+  const std::int64_t tile = implicit ? std::min<std::int64_t>(std::max<std::int64_t>(pout, 1), quench::detail::gemm_nc)
+                                     : conv_tile_width(k, pout);
   const std::int64_t tiles = (pout + tile - 1) / tile;
   std::vector<gemm_scratch<T>> scratch(static_cast<std::size_t>(std::max(threads, 1)));
+  // Stride 2 along the rows: every input row split into even and odd elements, once per call.
+  tensor split;
+  if (implicit && g.stride[g.rank() - 1] == 2) {
+    const std::int64_t w = g.in[g.rank() - 1], rows = p.batch * p.in_channels * (pin / w);
+    split = tensor::uninitialized(dtype::float32, {rows * 2 * conv_b_packer::half_width(w)});
+    conv_b_packer::split_rows(reinterpret_cast<const float*>(x), rows, w, split.view<float>().data());
+  }
   parallel_tasks(groups * static_cast<std::size_t>(tiles), threads, [&](std::size_t t, std::size_t worker) {
     const std::int64_t ng = static_cast<std::int64_t>(t) / tiles, j0 = static_cast<std::int64_t>(t) % tiles * tile;
     const std::int64_t n = ng / p.group, gi = ng % p.group;
@@ -350,7 +463,26 @@ void conv_forward(const conv_problem& p, const T* x, const T* w, const T* bias, 
     const T* xg = x + (n * p.in_channels + gi * cg) * pin;
     const T* wg = w + gi * mg * k;
     T* yg = y + (n * p.out_channels + gi * mg) * pout + j0;
+    auto add_bias = [&](T* out, std::int64_t count) {
+      if (!bias) return;
+      for (std::int64_t m = 0; m < mg; ++m) {
+        const T b = bias[gi * mg + m];
+        T* row = out + m * pout;
+        for (std::int64_t j = 0; j < count; ++j) row[j] += b;
+      }
+    };
     matrix_operand<T> rhs{xg + j0, pin, false};
+    if constexpr (std::is_same_v<T, float>) {
+      if (implicit) {
+        const float* sg = split.size() ? split.view<float>().data() +
+                                             (n * p.in_channels + gi * cg) * (pin / g.in[g.rank() - 1]) * 2 *
+                                                 conv_b_packer::half_width(g.in[g.rank() - 1])
+                                       : nullptr;
+        quench::gemm_packed(mg, cols, k, 1.0f, {wg, k}, conv_b_packer::make(g, xg, sg, j0), yg, pout, false);
+        add_bias(yg, cols);
+        return;
+      }
+    }
     if (!pointwise) {
       gemm_scratch<T>& col = scratch[worker];
       col.resize(static_cast<std::size_t>(k * tile));
@@ -358,12 +490,7 @@ void conv_forward(const conv_problem& p, const T* x, const T* w, const T* bias, 
       rhs = {col.data(), cols, false};
     }
     gemm<T>(mg, cols, k, T(1), {wg, k, false}, rhs, yg, pout, false);
-    if (bias)
-      for (std::int64_t m = 0; m < mg; ++m) {
-        const T b = bias[gi * mg + m];
-        T* row = yg + m * pout;
-        for (std::int64_t j = 0; j < cols; ++j) row[j] += b;
-      }
+    add_bias(yg, cols);
   });
 }
 
