@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -87,4 +88,35 @@ TEST_CASE("kernels reject element types they do not support before running") {
   const auto problems = rt::check(m);
   REQUIRE(problems.size() == 1);
   CHECK(problems[0].find("element type float16") != std::string::npos);
+}
+
+TEST_CASE("kernels reuse an input in place only when nothing else can see it") {
+  // a = Neg(x); b = Relu(a); c = Exp(a) reads a after Relu: Relu must not overwrite a.
+  // r = Reshape(b) may share b's storage; d = Neg(r) runs while the graph output b is alive.
+  quench::model m;
+  m.set_opset("", 13);
+  auto& g = m.main_graph();
+  auto& x = g.add_input("x", 1, std::vector<dim>{dim{4, {}}});
+  auto& shape = g.add_initializer(quench::tensor::from<std::int64_t>({2}, {2, 2}, "shape"));
+  auto& a = g.add_node("Neg", {&x}, {"a"});
+  auto& b = g.add_node("Relu", {a.output(0)}, {"b"});
+  auto& c = g.add_node("Exp", {a.output(0)}, {"c"});
+  auto& r = g.add_node("Reshape", {b.output(0), &shape}, {"r"});
+  auto& d = g.add_node("Neg", {r.output(0)}, {"d"});
+  auto& e = g.add_node("Add", {c.output(0), c.output(0)}, {"e"});  // one slot twice: not reusable
+  g.add_output(*b.output(0));
+  g.add_output(*d.output(0));
+  g.add_output(*e.output(0));
+  rt::executor ex(m);
+  const auto x_in = quench::tensor::from<float>({4}, {1.f, -2.f, 3.f, -4.f});
+  for (int run = 0; run < 3; ++run) {  // later runs take recycled storage
+    auto out = ex.run({{"x", &x_in}});
+    CHECK(x_in.view<float>()[1] == -2.f);
+    const std::vector<float> want_b{0.f, 2.f, 0.f, 4.f}, want_d{0.f, -2.f, 0.f, -4.f};
+    CHECK(std::vector<float>(out[0].view<float>().begin(), out[0].view<float>().end()) == want_b);
+    CHECK(std::vector<float>(out[1].view<float>().begin(), out[1].view<float>().end()) == want_d);
+    const auto ev = out[2].view<float>();
+    const float xs[4] = {1.f, -2.f, 3.f, -4.f};
+    for (std::size_t i = 0; i < 4; ++i) CHECK(ev[i] == doctest::Approx(2 * std::exp(-xs[i])));
+  }
 }
