@@ -36,6 +36,7 @@ so the ORT histograms grow. Everything is written to OUTPUT_DIR:
 
 import json
 import os
+import struct
 import sys
 import time
 from collections import Counter
@@ -544,6 +545,55 @@ def per_channel_reference(out_dir):
     return ref
 
 
+def tables_reference():
+    """Calibration tables as the reference tools write them, for the format round-trip tests."""
+    rng = np.random.default_rng(SEED + 2)
+    names = ["input.1", "conv1/Relu:0", "(Unnamed Layer* 3) [Convolution]_output", "fc_out", "x\u00e9y"]
+    entries = []
+    cache = {}
+    for i, name in enumerate(names):
+        lo = np.float32(-abs(rng.standard_normal()) * 10 ** rng.uniform(-3, 3))
+        hi = np.float32(abs(rng.standard_normal()) * 10 ** rng.uniform(-3, 3))
+        if i == 3:
+            lo = np.float32(0.0)
+        entries.append([name, bits(lo), bits(hi)])
+        cache[name] = (float(lo), float(hi))
+    # ORT write_calibration_table, classic form: json.dumps of {tensor: (min, max)}
+    ort_json = json.dumps(cache)
+    ort_json_sorted = json.dumps(dict(sorted(cache.items())))
+    # newer ORT: TensorsData through its JSON encoder (numpy arrays as {"data", "dtype", "CLS"})
+    tensors_data = {"CLS": "TensorsData",
+                    "data": {k: {"lowest": {"data": v[0], "dtype": "float32", "CLS": "numpy.array"},
+                                 "highest": {"data": v[1], "dtype": "float32", "CLS": "numpy.array"},
+                                 "CLS": "TensorData"} for k, v in cache.items()},
+                    "calibration_method": {"CLS": "CalibrationMethod", "value": "CalibrationMethod.MinMax"}}
+    # TensorRT cache: big-endian hex of the float32 scale amax / 127
+    trt = "TRT-8601-EntropyCalibration2\n"
+    for name in sorted(cache):
+        lo, hi = cache[name]
+        scale = np.float32(max(abs(lo), abs(hi)) / 127.0)
+        trt += "%s: %s\n" % (name, struct.pack(">f", scale).hex())
+    # ncnn2table: "%f " per scale (127 / amax), weights per output channel as <layer>_param_0
+    ncnn = ""
+    ncnn_entries = []
+    for name in ["conv1_param_0", "conv2_param_0"]:
+        amax = np.abs(rng.standard_normal(4).astype(np.float32)) + np.float32(0.01)
+        scales = [np.float32(127 / a) for a in amax]
+        ncnn += name + " " + "".join("%f " % s for s in scales) + "\n"
+        ncnn_entries.append([name, [bits(np.float32(float("%f" % s))) for s in scales]])
+    for name in ["conv1", "conv2"]:
+        s = np.float32(127 / np.float32(abs(rng.standard_normal()) * 5))
+        ncnn += "%s %f \n" % (name, s)
+        ncnn_entries.append([name, [bits(np.float32(float("%f" % s)))]])
+    # Python's float repr, the number format of ORT's JSON and of quench's
+    vals = [0.0, -0.0, 1.0, 0.1, 1e-4, 1e-5, 123456789.0, 1e16, 1e15, 1234567890123456.0, 1.5e-7, 5e-324,
+            1.7976931348623157e308, float(np.float32(0.1)), -2.5e-05, 3.0e22, 12345.678]
+    vals += [float(v) for v in rng.standard_normal(40) * 10.0 ** rng.integers(-30, 30, 40)]
+    reprs = [[int(np.array(v).view(np.uint64)), repr(v)] for v in vals]
+    return {"entries": entries, "ort_json": ort_json, "ort_json_sorted": ort_json_sorted, "ort_tensors_data": json.dumps(tensors_data),
+            "tensorrt": trt, "ncnn": ncnn, "ncnn_entries": ncnn_entries, "repr": reprs}
+
+
 def write_reference(out_dir):
     os.makedirs(out_dir, exist_ok=True)
     cases = make_cases()
@@ -561,6 +611,7 @@ def write_reference(out_dir):
         x.tofile(os.path.join(out_dir, name + ".f32"))
         ref["cases"][name] = case_reference(name, x)
     ref["per_channel"] = per_channel_reference(out_dir)
+    ref["tables"] = tables_reference()
     with open(os.path.join(out_dir, "reference.json"), "w") as f:
         json.dump(ref, f)
 

@@ -338,24 +338,55 @@ inline json_value parse_json(std::string_view text, std::string what) {
   return json_parser(text, std::move(what)).parse();
 }
 
-/// A JSON string literal (quotes included); UTF-8 passes through, control characters are escaped.
-inline std::string json_quote(std::string_view s) {
+/// A JSON string literal (quotes included); control characters are escaped. UTF-8 passes
+/// through, or with `ascii_only` becomes \uXXXX escapes (surrogate pairs above U+FFFF) as Python's
+/// json.dumps writes by default; a byte that is not valid UTF-8 is escaped as \u00XX then.
+inline std::string json_quote(std::string_view s, bool ascii_only = false) {
   std::string out = "\"";
-  for (const char ch : s) {
+  auto u_escape = [&out](unsigned v) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "\\u%04x", v);
+    out += buf;
+  };
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char ch = s[i];
+    const auto u = static_cast<unsigned char>(ch);
     switch (ch) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(ch) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(ch)));
-          out += buf;
-        } else {
-          out += ch;
-        }
+      case '"': out += "\\\""; continue;
+      case '\\': out += "\\\\"; continue;
+      case '\n': out += "\\n"; continue;
+      case '\r': out += "\\r"; continue;
+      case '\t': out += "\\t"; continue;
+      case '\b': out += "\\b"; continue;
+      case '\f': out += "\\f"; continue;
+      default: break;
+    }
+    if (u < 0x20 || (u == 0x7f && ascii_only)) {
+      u_escape(u);
+    } else if (u < 0x80 || !ascii_only) {
+      out += ch;
+    } else {
+      // decode one UTF-8 sequence
+      const int len = (u & 0xe0) == 0xc0 ? 2 : (u & 0xf0) == 0xe0 ? 3 : (u & 0xf8) == 0xf0 ? 4 : 0;
+      unsigned cp = len == 2 ? (u & 0x1f) : len == 3 ? (u & 0x0f) : (u & 0x07);
+      bool ok = len > 0 && i + static_cast<std::size_t>(len) <= s.size();
+      for (int k = 1; ok && k < len; ++k) {
+        const auto c = static_cast<unsigned char>(s[i + static_cast<std::size_t>(k)]);
+        ok = (c & 0xc0) == 0x80;
+        cp = (cp << 6) | (c & 0x3f);
+      }
+      if (!ok) {
+        u_escape(u);
+        continue;
+      }
+      i += static_cast<std::size_t>(len - 1);
+      if (cp >= 0x10000) {
+        cp -= 0x10000;
+        u_escape(0xd800 + (cp >> 10));
+        u_escape(0xdc00 + (cp & 0x3ff));
+      } else {
+        u_escape(cp);
+      }
     }
   }
   return out + "\"";
