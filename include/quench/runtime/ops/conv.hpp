@@ -375,36 +375,47 @@ struct conv_b_packer {
         segs.push_back({t, len, j / out_w, ow});
         t += len;
       }
+      // Row p0 + p of B is tap (c, kh, kw); step through them without dividing per row.
+      std::int64_t c = p0 / ks, kh = p0 % ks / kernel_w, kw = p0 % kernel_w;
       for (std::int64_t p = 0; p < kc; ++p) {
-        const std::int64_t row = p0 + p, c = row / ks, kh = row % ks / kernel_w, kw = row % kernel_w;
         float* dst = out + p * nr;
         const float* xc = x + c * plane;
         for (const segment& sg : segs) {
           float* d = dst + sg.first;
           const std::int64_t ih = sg.oh * stride_h - pad_h + kh * dilation_h;
           if (ih < 0 || ih >= in_h) {
-            std::fill(d, d + sg.len, 0.0f);
+            for (std::int64_t t = 0; t < sg.len; ++t) d[t] = 0.0f;
             continue;
           }
-          const float* src = xc + ih * in_w;
           const std::int64_t iw0 = sg.ow * stride_w - pad_w + kw * dilation_w;
           // Taps t of the segment with 0 <= iw0 + t * stride_w < in_w.
           const std::int64_t lo = iw0 >= 0 ? 0 : std::min(sg.len, (-iw0 + stride_w - 1) / stride_w);
           const std::int64_t hi = iw0 >= in_w ? lo : std::max(lo, std::min(sg.len, (in_w - 1 - iw0) / stride_w + 1));
-          std::fill(d, d + lo, 0.0f);
+          // Plain loops, not std::copy / std::fill: segments are at most NR long and the calls cost
+          // more than the copies.
+          for (std::int64_t t = 0; t < lo; ++t) d[t] = 0.0f;
           if (stride_w == 1) {
-            std::copy(src + iw0 + lo, src + iw0 + hi, d + lo);
+            const float* src = xc + ih * in_w + iw0;
+            for (std::int64_t t = lo; t < hi; ++t) d[t] = src[t];
           } else if (split) {
             // x[iw0 + 2t] is element (iw0 + 2t) / 2 of the row's even or odd half.
             const std::int64_t half = half_width(in_w), parity = iw0 & 1, base = (iw0 - parity) / 2;
-            const float* s2 = split + (c * in_h + ih) * 2 * half + parity * half + base;
-            std::copy(s2 + lo, s2 + hi, d + lo);
+            const float* src = split + (c * in_h + ih) * 2 * half + parity * half + base;
+            for (std::int64_t t = lo; t < hi; ++t) d[t] = src[t];
           } else {
-            for (std::int64_t t = lo; t < hi; ++t) d[t] = src[iw0 + t * stride_w];
+            const float* src = xc + ih * in_w + iw0;
+            for (std::int64_t t = lo; t < hi; ++t) d[t] = src[t * stride_w];
           }
-          std::fill(d + hi, d + sg.len, 0.0f);
+          for (std::int64_t t = hi; t < sg.len; ++t) d[t] = 0.0f;
         }
-        std::fill(dst + width, dst + nr, 0.0f);
+        for (std::int64_t t = width; t < nr; ++t) dst[t] = 0.0f;
+        if (++kw == kernel_w) {
+          kw = 0;
+          if (++kh == kernel_h) {
+            kh = 0;
+            ++c;
+          }
+        }
       }
     }
   }
