@@ -182,7 +182,11 @@ void gemm_packed(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, ge
 #if QUENCH_ENABLE_SIMD
   switch (effective_simd_target(target)) {
     case simd_target::avx512:
-      detail::gemm_blocked(m, n, k, alpha, a, pack_b, c, ldc, accumulate, detail::gemm_blocking_avx512, detail::gemm_micro_avx512);
+      // 8-row panels when they pad fewer rows than 12-row ones (m = 16, 32, 64, ...).
+      if ((m + 7) / 8 * 8 < (m + 11) / 12 * 12)
+        detail::gemm_blocked(m, n, k, alpha, a, pack_b, c, ldc, accumulate, detail::gemm_blocking_avx512_8, detail::gemm_micro_avx512_8);
+      else
+        detail::gemm_blocked(m, n, k, alpha, a, pack_b, c, ldc, accumulate, detail::gemm_blocking_avx512, detail::gemm_micro_avx512);
       return;
     case simd_target::avx2:
       detail::gemm_blocked(m, n, k, alpha, a, pack_b, c, ldc, accumulate, detail::gemm_blocking_avx2, detail::gemm_micro_avx2);

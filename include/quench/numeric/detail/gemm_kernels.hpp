@@ -5,6 +5,7 @@
 //
 //   target   MR x NR   accumulators                     why this shape
 //   avx512   12 x 32   24 zmm (+2 B loads, 1 broadcast)  the 32 zmm registers nearly full
+//             8 x 32   16 zmm                            row counts that 12 divides badly
 //   avx2      6 x 16   12 ymm (+2 B loads, 1 broadcast)  the 16 ymm registers nearly full
 //   scalar    4 x 16   plain C++ the compiler vectorizes the portable reference of the blocking
 //
@@ -32,6 +33,7 @@ struct gemm_blocking {
 inline constexpr gemm_blocking gemm_blocking_scalar{4, 16};
 inline constexpr gemm_blocking gemm_blocking_avx2{6, 16};
 inline constexpr gemm_blocking gemm_blocking_avx512{12, 32};
+inline constexpr gemm_blocking gemm_blocking_avx512_8{8, 32};
 
 inline void gemm_micro_scalar(std::int64_t kc, const float* QUENCH_RESTRICT a, const float* QUENCH_RESTRICT b, float* c,
                               std::int64_t ldc, int rows, int cols, float alpha, bool add) noexcept {
@@ -91,9 +93,10 @@ QUENCH_DETAIL_AVX2_GEMM inline void gemm_micro_avx2(std::int64_t kc, const float
     for (int j = 0; j < cols; ++j) c[i * ldc + j] = add ? c[i * ldc + j] + tile[i][j] : tile[i][j];
 }
 
-QUENCH_DETAIL_AVX512_GEMM inline void gemm_micro_avx512(std::int64_t kc, const float* QUENCH_RESTRICT a, const float* QUENCH_RESTRICT b,
-                                                        float* c, std::int64_t ldc, int rows, int cols, float alpha, bool add) noexcept {
-  constexpr int mr = gemm_blocking_avx512.mr;
+template <int MR>
+QUENCH_DETAIL_AVX512_GEMM inline void gemm_micro_avx512_rows(std::int64_t kc, const float* QUENCH_RESTRICT a, const float* QUENCH_RESTRICT b,
+                                                             float* c, std::int64_t ldc, int rows, int cols, float alpha, bool add) noexcept {
+  constexpr int mr = MR;
   __m512 acc[mr][2];
 #  pragma GCC unroll 12
   for (int i = 0; i < mr; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
@@ -122,6 +125,18 @@ QUENCH_DETAIL_AVX512_GEMM inline void gemm_micro_avx512(std::int64_t kc, const f
     _mm512_mask_storeu_ps(ci, m0, lo);
     _mm512_mask_storeu_ps(ci + 16, m1, hi);
   }
+}
+
+QUENCH_DETAIL_AVX512_GEMM inline void gemm_micro_avx512(std::int64_t kc, const float* QUENCH_RESTRICT a, const float* QUENCH_RESTRICT b,
+                                                        float* c, std::int64_t ldc, int rows, int cols, float alpha, bool add) noexcept {
+  gemm_micro_avx512_rows<gemm_blocking_avx512.mr>(kc, a, b, c, ldc, rows, cols, alpha, add);
+}
+
+/// 8 x 32: for products whose row count is a multiple of 8 but not of 12 (convs with 16, 32 or
+/// 64 output channels), where 12-row panels would compute up to a third padding.
+QUENCH_DETAIL_AVX512_GEMM inline void gemm_micro_avx512_8(std::int64_t kc, const float* QUENCH_RESTRICT a, const float* QUENCH_RESTRICT b,
+                                                          float* c, std::int64_t ldc, int rows, int cols, float alpha, bool add) noexcept {
+  gemm_micro_avx512_rows<gemm_blocking_avx512_8.mr>(kc, a, b, c, ldc, rows, cols, alpha, add);
 }
 
 #  undef QUENCH_DETAIL_AVX2_GEMM
