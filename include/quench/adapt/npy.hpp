@@ -76,9 +76,18 @@ inline void byteswap_elements(std::byte* data, std::size_t count, std::size_t wi
 
 }  // namespace detail
 
-/// Parses a complete .npy file held in memory. `name` only labels errors and the tensor.
-inline tensor read_npy_buffer(const void* data, std::size_t size, const std::string& name = {}) {
-  const std::string ctx = name.empty() ? std::string("npy data") : "'" + name + "'";
+/// What the header of a .npy file says: element type, shape, where the elements start, byte order.
+struct npy_header {
+  dtype type = dtype::undefined;
+  std::vector<std::int64_t> dims;
+  std::size_t data_offset = 0;  ///< bytes from the start of the file to the first element
+  int width = 0;                ///< bytes per element
+  bool big_endian = false;
+};
+
+/// Parses the header of .npy bytes (the data itself is not checked); `ctx` names the source in
+/// errors.
+inline npy_header read_npy_header(const void* data, std::size_t size, const std::string& ctx) {
   const auto* p = static_cast<const unsigned char*>(data);
   if (size < 10 || std::memcmp(p, "\x93NUMPY", 6) != 0)
     throw_error(errc::parse_error, ctx, "not a NumPy .npy file (bad magic)");
@@ -111,7 +120,10 @@ inline tensor read_npy_buffer(const void* data, std::size_t size, const std::str
       throw_error(errc::unsupported_dtype, ctx, "NumPy dtype '" + std::string(descr.substr(1, close - 1)) + "' is not supported");
     width = width * 10 + (descr[i] - '0');
   }
-  const dtype type = detail::npy_dtype(kind, width, ctx);
+  npy_header h;
+  h.type = detail::npy_dtype(kind, width, ctx);
+  h.width = width;
+  h.big_endian = order == '>' && width > 1;
 
   if (detail::npy_header_value(header, "fortran_order", ctx).substr(0, 4) == "True")
     throw_error(errc::invalid_argument, ctx,
@@ -119,7 +131,6 @@ inline tensor read_npy_buffer(const void* data, std::size_t size, const std::str
 
   auto shape_text = detail::npy_header_value(header, "shape", ctx);
   if (shape_text.empty() || shape_text[0] != '(') throw_error(errc::parse_error, ctx, "cannot read the 'shape' entry");
-  std::vector<std::int64_t> dims;
   std::size_t i = 1;
   for (;;) {
     while (i < shape_text.size() && (shape_text[i] == ' ' || shape_text[i] == ',')) ++i;
@@ -131,16 +142,22 @@ inline tensor read_npy_buffer(const void* data, std::size_t size, const std::str
       if (d > (std::int64_t{1} << 48)) throw_error(errc::parse_error, ctx, "dimension too large in 'shape'");
       d = d * 10 + (shape_text[i++] - '0');
     }
-    dims.push_back(d);
+    h.dims.push_back(d);
   }
+  h.data_offset = offset + header_len;
+  return h;
+}
 
-  tensor t(type, shape(std::move(dims)), name);
-  const std::size_t data_offset = offset + header_len;
-  if (size - data_offset < t.nbytes())
+/// Parses complete .npy bytes into a tensor (copied; byte-swapped if stored big-endian).
+inline tensor read_npy_buffer(const void* data, std::size_t size, const std::string& name = {}) {
+  const std::string ctx = name.empty() ? std::string("npy data") : "'" + name + "'";
+  const npy_header h = read_npy_header(data, size, ctx);
+  tensor t(h.type, shape(h.dims), name);
+  if (size - h.data_offset < t.nbytes())
     throw_error(errc::parse_error, ctx,
-                "expected " + std::to_string(t.nbytes()) + " bytes of array data, found " + std::to_string(size - data_offset));
-  if (t.nbytes()) std::memcpy(t.bytes(), p + data_offset, t.nbytes());
-  if (order == '>' && width > 1) detail::byteswap_elements(t.bytes(), t.size(), static_cast<std::size_t>(width));
+                "expected " + std::to_string(t.nbytes()) + " bytes of array data, found " + std::to_string(size - h.data_offset));
+  if (t.nbytes()) std::memcpy(t.bytes(), static_cast<const unsigned char*>(data) + h.data_offset, t.nbytes());
+  if (h.big_endian) detail::byteswap_elements(t.bytes(), t.size(), static_cast<std::size_t>(h.width));
   return t;
 }
 

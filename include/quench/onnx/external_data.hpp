@@ -4,16 +4,6 @@
 // `length` in bytes (optional), `checksum` (ignored). Files are memory-mapped read-only and
 // tensors view the mapping without copying; a mapping lives as long as any tensor using it.
 
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <fcntl.h>
-#include <unistd.h>
-// <sys/mman.h> defines MAP_TYPE, which is also an enumerator in onnx/defs/parser.h (pulled in by
-// onnx/checker.h); quench never uses the flag mask, so it is removed to let both headers coexist.
-#ifdef MAP_TYPE
-#  undef MAP_TYPE
-#endif
-
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -21,43 +11,12 @@
 #include <string>
 
 #include "quench/core/error.hpp"
+#include "quench/core/mapped_file.hpp"
 
 namespace quench::onnx {
 
-/// A read-only memory mapping of a whole file.
-class mapped_file {
- public:
-  explicit mapped_file(const std::filesystem::path& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw_error(errc::io_error, {}, "cannot open external data file '" + path.string() + "'");
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-      ::close(fd);
-      throw_error(errc::io_error, {}, "cannot stat external data file '" + path.string() + "'");
-    }
-    size_ = static_cast<std::size_t>(st.st_size);
-    if (size_ > 0) {
-      void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-      if (p == MAP_FAILED) {
-        ::close(fd);
-        throw_error(errc::io_error, {}, "cannot map external data file '" + path.string() + "'");
-      }
-      data_ = static_cast<std::byte*>(p);
-    }
-    ::close(fd);  // the mapping keeps the file's pages reachable
-  }
-  mapped_file(const mapped_file&) = delete;
-  mapped_file& operator=(const mapped_file&) = delete;
-  ~mapped_file() {
-    if (data_) ::munmap(data_, size_);
-  }
-  std::byte* data() const noexcept { return data_; }
-  std::size_t size() const noexcept { return size_; }
-
- private:
-  std::byte* data_ = nullptr;
-  std::size_t size_ = 0;
-};
+/// A read-only memory mapping of a whole file (quench/core/mapped_file.hpp).
+using quench::mapped_file;
 
 /// Resolves `location` inside `base_dir`, refusing absolute paths and anything that escapes the
 /// directory (".." components, symlinks pointing outside), as ONNX's external_data_helper does.

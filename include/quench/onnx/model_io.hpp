@@ -76,7 +76,7 @@ inline model load_model(const std::filesystem::path& path, load_options opts = {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
     throw_error(errc::io_error, {}, "'" + path.string() + "' is not a readable file");
-  mapped_file file(path);
+  mapped_file file(path, "model file");
   return detail::parse_model_bytes(file.data(), file.size(), opts, "'" + path.string() + "'");
 }
 
