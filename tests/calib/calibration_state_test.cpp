@@ -160,7 +160,7 @@ TEST_CASE("malformed state JSON is a quench::error naming the problem, never a c
   expect_error(replace("\"exponent\": ", "\"exponent\": 5000, \"x\": "), "exponent");
   expect_error(replace("\"counts\": \"", "\"counts\": \"!"), "base64");
   expect_error(replace("\"symmetric\": false", "\"symmetric\": 0"), "type");
-  expect_error(replace("\"batches\": 4", "\"batches\": -4"), "negative");
+  expect_error(replace("\"nan\": ", "\"nan\": -"), "negative");
   expect_error(good.substr(0, good.size() / 2), "truncated");
   // random byte flips: parse or throw quench::error, nothing else
   std::mt19937 rng(5);

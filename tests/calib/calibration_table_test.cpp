@@ -36,6 +36,19 @@ calibration_table sample_table() {
   return t;
 }
 
+/// The ranges make_calib_reference.py wrote its tables from.
+calibration_table reference_table(const quench::detail::json_value& tables) {
+  calibration_table t;
+  for (const auto& e : tables.at("entries", "ref").as_array("ref")) {
+    const auto& v = e.as_array("ref");
+    tensor_calibration c;
+    c.name = v[0].as_string("ref");
+    c.range = {ref_float(v[1]), ref_float(v[2])};
+    t.add(c);
+  }
+  return t;
+}
+
 }  // namespace
 
 TEST_CASE("quench JSON table round trip is exact") {
@@ -61,14 +74,7 @@ TEST_CASE("TensorRT cache: the reference's bytes, and a text round trip") {
   const auto& ref = calib_test::reference();
   if (ref.is_null()) return;
   const auto& tables = ref.at("tables", "ref");
-  calibration_table t;
-  for (const auto& e : tables.at("entries", "ref").as_array("ref")) {
-    const auto& v = e.as_array("ref");
-    tensor_calibration c;
-    c.name = v[0].as_string("ref");
-    c.range = {ref_float(v[1]), ref_float(v[2])};
-    t.add(c);
-  }
+  const calibration_table t = reference_table(tables);
   const std::string want = tables.at("tensorrt", "ref").as_string("ref");
   const std::string got = write_tensorrt_cache(t);
   CHECK(got == want);
@@ -146,14 +152,7 @@ TEST_CASE("ORT calibration table: json.dumps bytes, both JSON forms read") {
   const auto& ref = calib_test::reference();
   if (ref.is_null()) return;
   const auto& tables = ref.at("tables", "ref");
-  calibration_table t;
-  for (const auto& e : tables.at("entries", "ref").as_array("ref")) {
-    const auto& v = e.as_array("ref");
-    tensor_calibration c;
-    c.name = v[0].as_string("ref");
-    c.range = {ref_float(v[1]), ref_float(v[2])};
-    t.add(c);
-  }
+  const calibration_table t = reference_table(tables);
   CHECK(write_ort_table(t) == tables.at("ort_json_sorted", "ref").as_string("ref"));
   for (const char* key : {"ort_json", "ort_tensors_data"}) {
     const auto back = read_ort_table(tables.at(key, "ref").as_string("ref"));

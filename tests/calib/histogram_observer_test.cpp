@@ -239,10 +239,14 @@ TEST_CASE("NaN/Inf are counted, never binned; an all-NaN batch leaves the observ
       CHECK(std::string(e.what()).find("relu_9") != std::string::npos);
     }
     CHECK(h.nonfinite().nan == 1);
-    CHECK(h.batches() == 1);
+    CHECK(h.histogram().total() == static_cast<std::int64_t>(n - 3));
   }
   histogram_observer empty("t");
   CHECK_THROWS_AS(empty.histogram(), quench::error);
+  const std::vector<float> nans(3, nan);
+  CHECK_THROWS_AS(empty.observe(nans.data(), quench::shape{3}), quench::error);
+  CHECK(empty.channels() == 0);  // a failed first batch leaves no trace either
+  CHECK(empty.nonfinite().nan == 0);
 }
 
 TEST_CASE("options and merge are validated") {

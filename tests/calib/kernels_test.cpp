@@ -62,7 +62,7 @@ TEST_CASE("scan: every target finds the scalar extremes and NaN/Inf count") {
   }
 }
 
-TEST_CASE("bin_pow2: every target bins exactly as the scalar definition") {
+TEST_CASE("scan_bin: every target gives the scalar extremes and bins; count_bins spreads over the copies") {
   const std::size_t n = 5003;
   const auto x = hard_values(n, 7);
   for (int bins : {4, 64, 2048}) {
@@ -70,19 +70,30 @@ TEST_CASE("bin_pow2: every target bins exactly as the scalar definition") {
       for (int se : {-126, -20, -1, 0, 3, 7, 60, 127}) {
         const float scale = std::ldexp(1.0f, se);
         const std::int32_t half = absolute ? 0 : bins / 2;
-        const std::size_t stride = static_cast<std::size_t>(bins) + 16;
-        std::vector<std::uint32_t> ref(4 * stride, 0);
-        quench::detail::bin_pow2_float_ref(x.data(), n, scale, half, bins, ref.data(), stride);
-        for (auto t : quench::supported_simd_targets()) {
-          std::vector<std::uint32_t> got(4 * stride, 0);
-          quench::detail::bin_pow2_float(x.data(), n, scale, half, bins, got.data(), stride, t);
-          INFO("target " << quench::simd_target_name(t) << " bins " << bins << " absolute " << absolute << " scale 2^"
-                         << se);
-          CHECK(got == ref);
+        for (std::size_t len : {n, std::size_t{13}, std::size_t{2048}}) {
+          std::vector<std::uint32_t> ref(len);
+          quench::detail::scan_stats rs;
+          quench::detail::scan_bin_float_ref(x.data(), len, rs, scale, half, bins, ref.data());
+          for (auto t : quench::supported_simd_targets()) {
+            std::vector<std::uint32_t> got(len, 0xdeadbeef);
+            quench::detail::scan_stats gs;
+            quench::detail::scan_bin_float(x.data(), len, gs, scale, half, bins, got.data(), t);
+            INFO("target " << quench::simd_target_name(t) << " bins " << bins << " absolute " << absolute
+                           << " scale 2^" << se << " n " << len);
+            CHECK(got == ref);
+            CHECK(calib_test::to_bits(gs.min) == calib_test::to_bits(rs.min));
+            CHECK(calib_test::to_bits(gs.max) == calib_test::to_bits(rs.max));
+            CHECK(gs.nonfinite == rs.nonfinite);
+          }
         }
       }
     }
   }
+  const std::vector<std::uint32_t> idx{0, 1, 1, 3, 2, 2, 0};
+  const std::size_t stride = 5;
+  std::vector<std::uint32_t> sub(4 * stride, 0);
+  quench::detail::count_bins(idx.data(), idx.size(), sub.data(), stride);
+  CHECK(sub == std::vector<std::uint32_t>{1, 0, 1, 0, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 1, 0});
 }
 
 TEST_CASE("bin_pow2: the definition floor(x * 2^s) (+ bins/2), float and double alike") {

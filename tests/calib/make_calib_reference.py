@@ -4,6 +4,7 @@
 Usage:
   /usr/bin/python3 make_calib_reference.py OUTPUT_DIR      write the reference data
   /usr/bin/python3 make_calib_reference.py bench-entropy   seconds per ORT entropy search, 2048 bins
+                                                           (one JSON line with the histogram too)
   /usr/bin/python3 make_calib_reference.py bench-histogram seconds per numpy.histogram, 64 MiB float32
 
 Each reference algorithm is transcribed here in numpy exactly as the reference tool computes it
@@ -39,8 +40,6 @@ import os
 import struct
 import sys
 import time
-from collections import Counter
-
 import numpy as np
 
 SEED = 20240611
@@ -315,8 +314,8 @@ def pq_collect(batches, num_bins=2048):
 
 
 def pq_entropy(calib_hist, calib_bin_edges, num_bits=8, unsigned=False, stride=1, start_bin=128):
-    """_compute_amax_entropy; the per-index Python loops are replaced by bincount (float64 sums of
-    integers, exact) with the same results."""
+    """_compute_amax_entropy; the per-index Python loops and the Counter are replaced by bincount
+    (float64 sums of integers, exact; integer counts) with the same results."""
     bins = calib_hist[:].copy()
     bins[0] = bins[1]
     total_data = np.sum(bins)
@@ -331,10 +330,10 @@ def pq_entropy(calib_hist, calib_bin_edges, num_bits=8, unsigned=False, stride=1
         valid = digitized_space != -1
         new_density_counts = np.bincount(digitized_space[valid], weights=bins[:i][valid].astype(np.float64),
                                          minlength=nbins)
-        counter = Counter(digitized_space)
-        for key, val in counter.items():
-            if key != -1:
-                new_density_counts[key] = new_density_counts[key] / val
+        # Counter(digitized_space) without key -1: the number of non-zero bins per group
+        counter = np.bincount(digitized_space[valid], minlength=nbins)
+        present = counter > 0
+        new_density_counts[present] = new_density_counts[present] / counter[present]
         new_density = np.zeros(i, dtype=np.float64)
         new_density[valid] = new_density_counts[digitized_space[valid]]
         reference_density = np.array(bins[: len(digitized_space)])
@@ -628,11 +627,13 @@ def bench_hist():
 
 
 def bench_entropy():
+    """One JSON line: the histogram, the seconds the transcription takes on it, its threshold."""
     hist, edges, mn, mx, _ = bench_hist()
     t0 = time.perf_counter()
     lo, hi = ort_entropy_threshold(hist, edges, mn, mx, 128)
     dt = time.perf_counter() - t0
-    print("%.6f %08x %08x" % (dt, bits(lo), bits(hi)))
+    print(json.dumps({"seconds": dt, "lo": bits(lo), "hi": bits(hi), "min": bits(mn), "max": bits(mx),
+                      "counts": [int(c) for c in hist], "edges": bits_list(edges)}))
 
 
 def bench_histogram():

@@ -12,15 +12,19 @@
 //    "metadata": {"model": "...", ...},
 //    "tensors": {
 //      "conv1": {"observer": "minmax", "symmetric": false, "moving_average": false,
-//                "averaging_constant": 0.01, "axis": null, "batches": 12,
+//                "averaging_constant": 0.01, "axis": null,
 //                "nonfinite": {"nan": 0, "pos_inf": 0, "neg_inf": 0},
 //                "min": [-1.5], "max": [3.25]},
 //      "relu2": {"observer": "histogram", "num_bins": 2048, "absolute": false, "axis": null,
-//                "batches": 12, "nonfinite": {...},
+//                "nonfinite": {...},
 //                "channels": [{"exponent": 3, "min": 0.0, "max": 6.5, "counts": "AAAA..."}]},
-//      "x":     {"observer": "ort_histogram", "kind": "value", "num_bins": 2048, "batches": 12,
+//      "x":     {"observer": "ort_histogram", "kind": "value", "num_bins": 2048,
 //                "nonfinite": {...}, "min": -2.0, "max": 2.0, "threshold": 2.0,
 //                "threshold_float64": false, "counts": "...", "edges": "..."}}}
+//
+// The state of a mergeable observer (plain min-max, histogram_observer) is a function of the
+// observed values alone, not of how they were batched or sharded, so shards merged give the
+// single pass's JSON byte for byte.
 //
 // Merging: tensors present in one state only are copied; a tensor in both merges its observers
 // (the observer's merge(): exact for minmax without moving average and for histogram_observer;
@@ -92,19 +96,6 @@ inline void merge(any_observer& into, const any_observer& from) {
 
 namespace quench::detail {
 
-inline std::string nonfinite_json(const calib::nonfinite_counts& c) {
-  return "{\"nan\": " + std::to_string(c.nan) + ", \"pos_inf\": " + std::to_string(c.pos_inf) +
-         ", \"neg_inf\": " + std::to_string(c.neg_inf) + "}";
-}
-
-inline calib::nonfinite_counts nonfinite_from_json(const json_value& v, const std::string& ctx) {
-  calib::nonfinite_counts c;
-  c.nan = v.at("nan", ctx).as_uint64(ctx + " nonfinite.nan");
-  c.pos_inf = v.at("pos_inf", ctx).as_uint64(ctx + " nonfinite.pos_inf");
-  c.neg_inf = v.at("neg_inf", ctx).as_uint64(ctx + " nonfinite.neg_inf");
-  return c;
-}
-
 inline std::string axis_json(const std::optional<std::int64_t>& axis) {
   return axis ? std::to_string(*axis) : "null";
 }
@@ -124,7 +115,7 @@ inline std::string minmax_json(const calib::minmax_observer& o) {
   std::string j = "{\"observer\": \"minmax\", \"symmetric\": " + std::string(o.options().symmetric ? "true" : "false") +
                   ", \"moving_average\": " + (o.options().moving_average ? "true" : "false") +
                   ", \"averaging_constant\": " + python_float_repr(o.options().averaging_constant) +
-                  ", \"axis\": " + axis_json(o.options().axis) + ", \"batches\": " + std::to_string(s.batches) +
+                  ", \"axis\": " + axis_json(o.options().axis) +
                   ", \"nonfinite\": " + nonfinite_json(s.nonfinite) + ", \"min\": [";
   for (std::size_t c = 0; c < s.min.size(); ++c) j += (c ? ", " : "") + python_float_repr(s.min[c]);
   j += "], \"max\": [";
@@ -139,7 +130,6 @@ inline calib::minmax_observer minmax_from_json(const std::string& name, const js
   opt.averaging_constant = v.at("averaging_constant", ctx).as_double(ctx + " averaging_constant");
   opt.axis = axis_from_json(v.at("axis", ctx), ctx);
   calib::minmax_state s;
-  s.batches = v.at("batches", ctx).as_uint64(ctx + " batches");
   s.nonfinite = nonfinite_from_json(v.at("nonfinite", ctx), ctx);
   for (const auto& x : v.at("min", ctx).as_array(ctx + " min")) s.min.push_back(extreme_from_json(x, HUGE_VAL, ctx + " min"));
   for (const auto& x : v.at("max", ctx).as_array(ctx + " max")) s.max.push_back(extreme_from_json(x, -HUGE_VAL, ctx + " max"));
@@ -150,7 +140,7 @@ inline std::string histogram_json(const calib::histogram_observer& o) {
   const auto& s = o.state();
   std::string j = "{\"observer\": \"histogram\", \"num_bins\": " + std::to_string(o.options().num_bins) +
                   ", \"absolute\": " + (o.options().absolute ? "true" : "false") +
-                  ", \"axis\": " + axis_json(o.options().axis) + ", \"batches\": " + std::to_string(s.batches) +
+                  ", \"axis\": " + axis_json(o.options().axis) +
                   ", \"nonfinite\": " + nonfinite_json(s.nonfinite) + ", \"channels\": [";
   for (std::size_t c = 0; c < s.channels.size(); ++c) {
     const auto& ch = s.channels[c];
@@ -169,7 +159,6 @@ inline calib::histogram_observer histogram_from_json(const std::string& name, co
   opt.absolute = v.at("absolute", ctx).as_bool(ctx + " absolute");
   opt.axis = axis_from_json(v.at("axis", ctx), ctx);
   calib::histogram_state s;
-  s.batches = v.at("batches", ctx).as_uint64(ctx + " batches");
   s.nonfinite = nonfinite_from_json(v.at("nonfinite", ctx), ctx);
   for (const auto& x : v.at("channels", ctx).as_array(ctx + " channels")) {
     calib::histogram_channel ch;
@@ -189,7 +178,7 @@ inline std::string ort_histogram_json(const calib::ort_histogram_observer& o) {
   const auto& s = o.state();
   return "{\"observer\": \"ort_histogram\", \"kind\": \"" +
          std::string(o.options().kind == calib::ort_histogram_kind::value ? "value" : "absolute_value") +
-         "\", \"num_bins\": " + std::to_string(o.options().num_bins) + ", \"batches\": " + std::to_string(s.batches) +
+         "\", \"num_bins\": " + std::to_string(o.options().num_bins) +
          ", \"nonfinite\": " + nonfinite_json(s.nonfinite) + ", \"min\": " + python_float_repr(s.min) +
          ", \"max\": " + python_float_repr(s.max) + ", \"threshold\": " + python_float_repr(s.threshold) +
          ", \"threshold_float64\": " + (s.threshold_float64 ? "true" : "false") + ", \"counts\": \"" +
@@ -208,7 +197,6 @@ inline calib::ort_histogram_observer ort_histogram_from_json(const std::string& 
     throw_error(errc::parse_error, ctx, "unknown ORT histogram kind \"" + kind + "\"");
   opt.num_bins = static_cast<std::size_t>(v.at("num_bins", ctx).as_uint64(ctx + " num_bins"));
   calib::ort_histogram_state s;
-  s.batches = v.at("batches", ctx).as_uint64(ctx + " batches");
   s.nonfinite = nonfinite_from_json(v.at("nonfinite", ctx), ctx);
   auto f32 = [&](const char* key) {
     const double d = v.at(key, ctx).as_double(ctx + " " + key);
@@ -310,12 +298,7 @@ class calibration_state {
   /// `what` and the tensor.
   static calibration_state from_json(std::string_view text, const std::string& what = "calibration state") {
     const detail::json_value root = detail::parse_json(text, what);
-    const std::string& format = root.at("format", what).as_string(what + " format");
-    if (format != "quench.calibration_state")
-      throw_error(errc::parse_error, what, "expected format \"quench.calibration_state\", found \"" + format + "\"");
-    const std::int64_t version = root.at("version", what).as_int64(what + " version");
-    if (version != 1)
-      throw_error(errc::parse_error, what, "unsupported calibration state version " + std::to_string(version));
+    detail::check_json_format(root, what, "quench.calibration_state");
     calibration_state st;
     if (const auto* md = root.find("metadata"))
       for (const auto& [k, v] : md->as_object(what + " metadata")) st.metadata_[k] = v.as_string(what + " metadata." + k);

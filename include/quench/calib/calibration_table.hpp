@@ -170,9 +170,7 @@ inline std::string write_json(const calibration_table& table) {
     for (std::size_t c = 0; c < t.channels.size(); ++c)
       j += (c ? ", [" : "[") + detail::python_float_repr(t.channels[c].min) + ", " +
            detail::python_float_repr(t.channels[c].max) + "]";
-    j += "], \"nonfinite\": {\"nan\": " + std::to_string(t.nonfinite.nan) +
-         ", \"pos_inf\": " + std::to_string(t.nonfinite.pos_inf) +
-         ", \"neg_inf\": " + std::to_string(t.nonfinite.neg_inf) + "}}";
+    j += "], \"nonfinite\": " + detail::nonfinite_json(t.nonfinite) + "}";
   }
   return j + "]}\n";
 }
@@ -180,11 +178,7 @@ inline std::string write_json(const calibration_table& table) {
 /// Reads quench JSON written by write_json.
 inline calibration_table read_json(std::string_view text, const std::string& what = "calibration table") {
   const detail::json_value root = detail::parse_json(text, what);
-  const std::string& format = root.at("format", what).as_string(what + " format");
-  if (format != "quench.calibration_table")
-    throw_error(errc::parse_error, what, "expected format \"quench.calibration_table\", found \"" + format + "\"");
-  if (root.at("version", what).as_int64(what + " version") != 1)
-    throw_error(errc::parse_error, what, "unsupported calibration table version");
+  detail::check_json_format(root, what, "quench.calibration_table");
   calibration_table table;
   std::size_t index = 0;
   for (const auto& v : root.at("tensors", what).as_array(what + " tensors")) {
@@ -202,10 +196,7 @@ inline calibration_table read_json(std::string_view text, const std::string& wha
       if (pair.size() != 2) throw_error(errc::parse_error, tctx, "expected [min, max] per channel");
       t.channels.push_back({pair[0].as_double(tctx + " channel min"), pair[1].as_double(tctx + " channel max")});
     }
-    const auto& nf = v.at("nonfinite", tctx);
-    t.nonfinite.nan = nf.at("nan", tctx).as_uint64(tctx + " nonfinite.nan");
-    t.nonfinite.pos_inf = nf.at("pos_inf", tctx).as_uint64(tctx + " nonfinite.pos_inf");
-    t.nonfinite.neg_inf = nf.at("neg_inf", tctx).as_uint64(tctx + " nonfinite.neg_inf");
+    t.nonfinite = detail::nonfinite_from_json(v.at("nonfinite", tctx), tctx);
     if (!(t.range.min <= t.range.max)) throw_error(errc::parse_error, tctx, "min > max");
     if (table.find(t.name)) throw_error(errc::parse_error, tctx, "duplicate tensor");
     table.add(std::move(t));

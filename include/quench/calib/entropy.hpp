@@ -139,6 +139,19 @@ inline range ort_entropy_range(const histogram& h, const ort_entropy_options& op
   std::vector<double> gsum(nq);
   std::vector<float> qs(nq);
   std::vector<std::int64_t> v(nq);
+  // log of a smoothed q value: most are float32(v) itself (eps below half its float32 spacing),
+  // an integer, whose log is computed once
+  std::vector<double> log_int(static_cast<std::size_t>(std::min<std::int64_t>(pc[n] + 1, 1 << 14)),
+                              std::numeric_limits<double>::quiet_NaN());
+  auto log_q = [&](std::int64_t vi, float q) {
+    if (vi <= 0) return eps_log;
+    if (vi < static_cast<std::int64_t>(log_int.size()) && q == static_cast<float>(vi)) {
+      double& l = log_int[static_cast<std::size_t>(vi)];
+      if (l != l) l = std::log(static_cast<double>(q));
+      return l;
+    }
+    return std::log(static_cast<double>(q));
+  };
   double best_kl = std::numeric_limits<double>::quiet_NaN();
   std::size_t best_start = 0, best_end = 0;
 
@@ -221,7 +234,7 @@ inline range ort_entropy_range(const histogram& h, const ort_entropy_options& op
         double p_total = rem_sum, b_sum = rem_sum * eps_log;
         for (std::size_t g = 0; g < nq; ++g) {
           p_total += gsum[g];
-          b_sum += gsum[g] * std::log(static_cast<double>(qs[g]));
+          b_sum += gsum[g] * log_q(v[g], qs[g]);
         }
         kl = (a_sum - b_sum) / p_total + std::log(q_total) - std::log(p_total);
       }

@@ -29,9 +29,10 @@
 // error naming the tensor and leaves the observer unchanged. Per-channel histograms (options.axis)
 // keep one grid per channel. Counts are int64.
 //
-// Speed: a batch is processed in L1-sized blocks, each scanned for its extremes (SIMD), the grid
-// grown if needed, then binned by a SIMD kernel into four uint32 copies of the histogram that
-// are added into the int64 counts at the end of the batch (bench/calib_bench.cpp).
+// Speed: a batch is processed in L1-sized blocks; one SIMD pass per block finds its extremes and
+// every element's bin on the current grid (a second pass only when the block grows the grid),
+// then a scalar loop counts the bins into four uint32 copies of the histogram, added into the
+// int64 counts at the end of the batch (bench/calib_bench.cpp).
 //
 // Thread safety: const member functions may run concurrently; observe/merge need exclusive access.
 
@@ -46,6 +47,7 @@
 #include <vector>
 
 #include "quench/calib/detail/calib_kernels.hpp"
+#include "quench/calib/detail/observe.hpp"
 #include "quench/calib/histogram.hpp"
 #include "quench/calib/nonfinite.hpp"
 #include "quench/core/dtype.hpp"
@@ -76,7 +78,6 @@ struct histogram_channel {
 /// Everything a histogram_observer accumulates (what calibration_state serialises and merges).
 struct histogram_state {
   std::vector<histogram_channel> channels;  ///< empty before the first batch; 1 per tensor
-  std::uint64_t batches = 0;
   nonfinite_counts nonfinite;
 };
 
@@ -140,7 +141,6 @@ class histogram_observer {
   const histogram_state& state() const noexcept { return state_; }
   bool per_channel() const noexcept { return options_.axis.has_value(); }
   std::size_t channels() const noexcept { return state_.channels.size(); }
-  std::uint64_t batches() const noexcept { return state_.batches; }
   const nonfinite_counts& nonfinite() const noexcept { return state_.nonfinite; }
 
   /// Adds one batch: `data` holds s.numel() elements, row-major.
@@ -150,17 +150,10 @@ class histogram_observer {
                   "histogram_observer observes float, double, quench::float16 or quench::bfloat16 data");
     const std::size_t n = s.numel();
     if (n == 0) return;
-    std::size_t channels = 1, inner = n, outer = 1;
-    if (options_.axis) {
-      const std::size_t axis = normalize_axis(*options_.axis, s.rank(), tensor_context(name_));
-      channels = static_cast<std::size_t>(s[axis]);
-      outer = s.outer(axis);
-      inner = s.inner(axis);
-    }
-    if (!state_.channels.empty() && state_.channels.size() != channels)
-      throw_shape_mismatch(tensor_context(name_), std::to_string(state_.channels.size()) + " channels",
-                           std::to_string(channels) + " in shape " + to_string(s));
-    if (state_.channels.empty()) {
+    const auto layout = detail::batch_layout(options_.axis, s, state_.channels.size(), name_);
+    const std::size_t channels = layout.channels, outer = layout.outer, inner = layout.inner;
+    const bool first = state_.channels.empty();
+    if (first) {
       histogram_channel fresh;
       fresh.counts.assign(options_.num_bins, 0);
       state_.channels.assign(channels, fresh);
@@ -180,9 +173,9 @@ class histogram_observer {
       const nonfinite_counts batch{state_.nonfinite.nan - saved.nan, state_.nonfinite.pos_inf - saved.pos_inf,
                                    state_.nonfinite.neg_inf - saved.neg_inf};
       state_.nonfinite = saved;  // nothing else changed: no value was binned
+      if (first) state_.channels.clear();
       detail::throw_no_finite_value(name_, batch);
     }
-    ++state_.batches;
   }
 
   template <class T>
@@ -192,15 +185,7 @@ class histogram_observer {
 
   /// Type-erased entry for the executor's tensors: float32, float64, float16 or bfloat16.
   void observe(const tensor& t) {
-    switch (t.dtype()) {
-      case dtype::float32: observe(t.view<float>()); return;
-      case dtype::float64: observe(t.view<double>()); return;
-      case dtype::float16: observe(t.view<float16>()); return;
-      case dtype::bfloat16: observe(t.view<bfloat16>()); return;
-      default:
-        throw_error(errc::unsupported_dtype, tensor_context(name_),
-                    "expected float32, float64, float16 or bfloat16 data, found " + to_string(t.dtype()));
-    }
+    detail::visit_float_tensor(t, name_, [this](const auto& v) { observe(v); });
   }
 
   /// Adds what `other` observed: each channel's grid grows to the larger exponent, counts add.
@@ -229,7 +214,6 @@ class histogram_observer {
         }
       }
     }
-    state_.batches += other.state_.batches;
     state_.nonfinite += other.state_.nonfinite;
   }
 
@@ -331,51 +315,67 @@ class histogram_observer {
         bin_double(ch, x + at, len);
       }
     } else {
-      detail::for_float_blocks(x, n, [&](const float* p, std::size_t len) {
-        detail::scan_stats st;
-        detail::scan_float(p, len, st, target_);
-        if (st.nonfinite) detail::classify_nonfinite(p, len, state_.nonfinite);
-        if (!(st.min <= st.max)) return;
-        any = true;
-        grow(ch, st.min, st.max);
-        bin_float(ch, p, len, buffered);
-      });
+      detail::for_float_blocks(x, n,
+                               [&](const float* p, std::size_t len) { any |= add_float_block(ch, p, len, buffered); });
     }
     return any;
   }
 
   /// Extends the channel's extremes and grid for a block with finite extremes mn <= mx; the
-  /// uint32 copies hold counts of the old grid, so they are added in before regridding.
-  void grow(histogram_channel& ch, double mn, double mx) {
+  /// uint32 copies hold counts of the old grid, so they are added in before regridding. Returns
+  /// true if the grid changed.
+  bool grow(histogram_channel& ch, double mn, double mx) {
     ch.min = std::min(ch.min, mn);
     ch.max = std::max(ch.max, mx);
     const int e = needed_exponent(mn, mx);
-    if (e <= ch.exponent) return;
+    if (e <= ch.exponent) return false;
     flush(ch);
     regrid(ch, e);
+    return true;
   }
 
-  void bin_float(histogram_channel& ch, const float* p, std::size_t len, bool buffered) {
-    const int se = scale_exp(ch.exponent);
-    if (se < -126 || se > 127) {  // grid beyond float's exponent range: the exact float64 path
-      for (std::size_t i = 0; i < len; ++i)
-        if (detail::is_finite_bits(p[i])) ++ch.counts[bin_of(static_cast<double>(p[i]), ch.exponent)];
-      return;
-    }
-    const float scale = std::ldexp(1.0f, se);
+  /// The float32 scale 2^scale_exp of grid e, or 0 if it is outside float's normal range (then
+  /// the exact float64 path bins).
+  float float_scale(int e) const noexcept {
+    const int se = scale_exp(e);
+    return se < -126 || se > 127 ? 0.0f : std::ldexp(1.0f, se);
+  }
+
+  /// One block of float data: one pass for extremes and bins (on the current grid), a second
+  /// only if the block grows the grid; then the counts.
+  bool add_float_block(histogram_channel& ch, const float* p, std::size_t len, bool buffered) {
     const auto bins = static_cast<std::int32_t>(options_.num_bins);
     const std::int32_t half = options_.absolute ? 0 : bins / 2;
-    if (!buffered) {
-      for (std::size_t i = 0; i < len; ++i)
-        if (detail::is_finite_bits(p[i])) ++ch.counts[detail::bin_pow2_one(p[i], scale, half, bins)];
-      return;
+    std::uint32_t idx[detail::observer_block];
+    detail::scan_stats st;
+    float scale = float_scale(ch.exponent);
+    if (scale != 0.0f)
+      detail::scan_bin_float(p, len, st, scale, half, bins, idx, target_);
+    else
+      detail::scan_float(p, len, st, target_);
+    if (st.nonfinite) detail::classify_nonfinite(p, len, state_.nonfinite);
+    if (!(st.min <= st.max)) return false;
+    if (grow(ch, st.min, st.max)) {
+      scale = float_scale(ch.exponent);
+      if (scale != 0.0f) {
+        detail::scan_stats again;
+        detail::scan_bin_float(p, len, again, scale, half, bins, idx, target_);
+      }
     }
-    const std::size_t stride = scratch_stride();
-    if (scratch_.size() != detail::bin_copies * stride) scratch_.assign(detail::bin_copies * stride, 0);
-    // uint32 copies: flush before any copy could reach 2^32
-    if (pending_ + len >= (std::uint64_t{1} << 31)) flush(ch);
-    detail::bin_pow2_float(p, len, scale, half, bins, scratch_.data(), stride, target_);
-    pending_ += len;
+    if (scale == 0.0f) {  // grid beyond float's exponent range: the exact float64 definition
+      for (std::size_t i = 0; i < len; ++i)
+        if (detail::is_finite_bits(p[i])) ++ch.counts[bin_of(static_cast<double>(p[i]), ch.exponent)];
+    } else if (!buffered) {
+      for (std::size_t i = 0; i < len; ++i)
+        if (idx[i] < static_cast<std::uint32_t>(bins)) ++ch.counts[idx[i]];
+    } else {
+      const std::size_t stride = scratch_stride();
+      if (scratch_.size() != detail::bin_copies * stride) scratch_.assign(detail::bin_copies * stride, 0);
+      if (pending_ + len >= (std::uint64_t{1} << 31)) flush(ch);  // no uint32 copy may reach 2^32
+      detail::count_bins(idx, len, scratch_.data(), stride);      // NaN/Inf land in the unused bin `bins`
+      pending_ += len;
+    }
+    return true;
   }
 
   std::size_t bin_of(double v, int e) const noexcept {

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "quench/calib/detail/calib_kernels.hpp"
+#include "quench/calib/detail/observe.hpp"
 #include "quench/calib/nonfinite.hpp"
 #include "quench/calib/range.hpp"
 #include "quench/core/dtype.hpp"
@@ -57,7 +58,6 @@ struct minmax_state {
   /// Per channel (one entry per tensor); +inf / -inf where no finite value was seen yet. Empty
   /// before the first batch.
   std::vector<double> min, max;
-  std::uint64_t batches = 0;
   nonfinite_counts nonfinite;
 };
 
@@ -103,7 +103,6 @@ class minmax_observer {
   bool per_channel() const noexcept { return options_.axis.has_value(); }
   /// Channels seen (1 for a per-tensor observer, 0 before the first batch).
   std::size_t channels() const noexcept { return state_.min.size(); }
-  std::uint64_t batches() const noexcept { return state_.batches; }
   const nonfinite_counts& nonfinite() const noexcept { return state_.nonfinite; }
 
   /// Adds one batch: `data` holds s.numel() elements, row-major.
@@ -113,16 +112,8 @@ class minmax_observer {
                   "minmax_observer observes float, double, quench::float16 or quench::bfloat16 data");
     const std::size_t n = s.numel();
     if (n == 0) return;
-    std::size_t channels = 1, inner = n, outer = 1;
-    if (options_.axis) {
-      const std::size_t axis = normalize_axis(*options_.axis, s.rank(), tensor_context(name_));
-      channels = static_cast<std::size_t>(s[axis]);
-      outer = s.outer(axis);
-      inner = s.inner(axis);
-    }
-    if (!state_.min.empty() && state_.min.size() != channels)
-      throw_shape_mismatch(tensor_context(name_), std::to_string(state_.min.size()) + " channels",
-                           std::to_string(channels) + " in shape " + to_string(s));
+    const auto layout = detail::batch_layout(options_.axis, s, state_.min.size(), name_);
+    const std::size_t channels = layout.channels, outer = layout.outer, inner = layout.inner;
     std::vector<double> bmin(channels, HUGE_VAL), bmax(channels, -HUGE_VAL);
     nonfinite_counts nf;
     for (std::size_t o = 0; o < outer; ++o)
@@ -141,15 +132,7 @@ class minmax_observer {
 
   /// Type-erased entry for the executor's tensors: float32, float64, float16 or bfloat16.
   void observe(const tensor& t) {
-    switch (t.dtype()) {
-      case dtype::float32: observe(t.view<float>()); return;
-      case dtype::float64: observe(t.view<double>()); return;
-      case dtype::float16: observe(t.view<float16>()); return;
-      case dtype::bfloat16: observe(t.view<bfloat16>()); return;
-      default:
-        throw_error(errc::unsupported_dtype, tensor_context(name_),
-                    "expected float32, float64, float16 or bfloat16 data, found " + to_string(t.dtype()));
-    }
+    detail::visit_float_tensor(t, name_, [this](const auto& v) { observe(v); });
   }
 
   /// One batch given by its (per-channel) extremes instead of its data, e.g. ORT's nanmean of the
@@ -194,7 +177,6 @@ class minmax_observer {
       state_.min[c] = std::min(state_.min[c], other.state_.min[c]);
       state_.max[c] = std::max(state_.max[c], other.state_.max[c]);
     }
-    state_.batches += other.state_.batches;
     state_.nonfinite += other.state_.nonfinite;
   }
 
@@ -286,7 +268,6 @@ class minmax_observer {
         state_.max[c] = average_step(state_.max[c], bmax[c], options_.averaging_constant, float64);
       }
     }
-    ++state_.batches;
   }
 
   std::string name_;

@@ -36,6 +36,7 @@
 
 #include "quench/calib/detail/calib_kernels.hpp"
 #include "quench/calib/detail/numpy_histogram.hpp"
+#include "quench/calib/detail/observe.hpp"
 #include "quench/calib/histogram.hpp"
 #include "quench/calib/nonfinite.hpp"
 #include "quench/core/dtype.hpp"
@@ -77,7 +78,6 @@ struct ort_histogram_state {
   float max = 0;
   double threshold = 0;              ///< kind value: ORT's current +-threshold
   bool threshold_float64 = false;    ///< numpy holds the threshold as float64 after a growth
-  std::uint64_t batches = 0;
   nonfinite_counts nonfinite;
 };
 
@@ -120,7 +120,6 @@ class ort_histogram_observer {
   const std::string& name() const noexcept { return name_; }
   const ort_histogram_options& options() const noexcept { return options_; }
   const ort_histogram_state& state() const noexcept { return state_; }
-  std::uint64_t batches() const noexcept { return state_.batches; }
   const nonfinite_counts& nonfinite() const noexcept { return state_.nonfinite; }
   bool empty() const noexcept { return state_.counts.empty(); }
 
@@ -138,7 +137,6 @@ class ort_histogram_observer {
     else
       collect_absolute_value(data, n, st.min, st.max);
     state_.nonfinite += nf;
-    ++state_.batches;
   }
 
   template <class T>

@@ -82,31 +82,35 @@ QUENCH_DETAIL_CALIB_AVX2 inline __m256i bin_pow2_lanes_avx2(__m256 x, __m256 sca
   return _mm256_blendv_epi8(i, _mm256_set1_epi32(bins), nf);
 }
 
-QUENCH_DETAIL_CALIB_AVX2 inline void bin_pow2_float_avx2(const float* QUENCH_RESTRICT x, std::size_t n, float scale,
-                                                         std::int32_t half, std::int32_t bins,
-                                                         std::uint32_t* QUENCH_RESTRICT sub,
-                                                         std::size_t stride) noexcept {
+QUENCH_DETAIL_CALIB_AVX2 inline void scan_bin_float_avx2(const float* QUENCH_RESTRICT x, std::size_t n,
+                                                          scan_stats& s, float scale, std::int32_t half,
+                                                          std::int32_t bins, std::uint32_t* QUENCH_RESTRICT idx) noexcept {
   const __m256 vs = _mm256_set1_ps(scale);
-  std::uint32_t* const h0 = sub;
-  std::uint32_t* const h1 = sub + stride;
-  std::uint32_t* const h2 = sub + 2 * stride;
-  std::uint32_t* const h3 = sub + 3 * stride;
-  alignas(32) std::uint32_t idx[16];
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+  const __m256 ninf = _mm256_sub_ps(zero, inf);
+  __m256 mn = _mm256_set1_ps(s.min), mx = _mm256_set1_ps(s.max);
+  std::size_t nf = 0;
   std::size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    _mm256_store_si256(reinterpret_cast<__m256i*>(idx),
-                       bin_pow2_lanes_avx2(_mm256_loadu_ps(x + i), vs, half, bins));
-    _mm256_store_si256(reinterpret_cast<__m256i*>(idx + 8),
-                       bin_pow2_lanes_avx2(_mm256_loadu_ps(x + i + 8), vs, half, bins));
-    for (int k = 0; k < 16; k += 4) {
-      ++h0[idx[k]];
-      ++h1[idx[k + 1]];
-      ++h2[idx[k + 2]];
-      ++h3[idx[k + 3]];
-    }
+  for (; i + 8 <= n; i += 8) {
+    const __m256 a = _mm256_loadu_ps(x + i);
+    const __m256i fa = nonfinite_lanes_avx2(a);
+    const __m256 za = _mm256_add_ps(a, zero);
+    mn = _mm256_min_ps(mn, _mm256_blendv_ps(za, inf, _mm256_castsi256_ps(fa)));
+    mx = _mm256_max_ps(mx, _mm256_blendv_ps(za, ninf, _mm256_castsi256_ps(fa)));
+    const int m = _mm256_movemask_ps(_mm256_castsi256_ps(fa));
+    if (m) nf += static_cast<std::size_t>(__builtin_popcount(m));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(idx + i), bin_pow2_lanes_avx2(a, vs, half, bins));
   }
-  // i is a multiple of 4 here, so the tail keeps the element -> copy assignment of the reference.
-  bin_pow2_float_ref(x + i, n - i, scale, half, bins, sub, stride);
+  alignas(32) float lo[8], hi[8];
+  _mm256_store_ps(lo, mn);
+  _mm256_store_ps(hi, mx);
+  for (int k = 0; k < 8; ++k) {
+    s.min = lo[k] < s.min ? lo[k] : s.min;
+    s.max = hi[k] > s.max ? hi[k] : s.max;
+  }
+  s.nonfinite += nf;
+  scan_bin_float_ref(x + i, n - i, s, scale, half, bins, idx + i);
 }
 
 #undef QUENCH_DETAIL_CALIB_AVX2

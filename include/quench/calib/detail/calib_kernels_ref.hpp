@@ -10,9 +10,10 @@
 //             absolute bin = floor(|x| * scale), scale a power of two, so x * scale is exact
 //             except in the subnormal range, where only the sign of a product below 1 in
 //             magnitude matters: a negative x whose product underflows to -0 is put in bin
-//             bins/2 - 1 explicitly. NaN and Inf go to the extra bin `bins`. Counts are spread
-//             over four copies of the histogram (element j into copy j % 4) so that runs of equal
-//             bins do not serialise on one counter.
+//             bins/2 - 1 explicitly. NaN and Inf go to the extra bin `bins`.
+//   scan_bin  both in one pass over a block, bins into an index buffer; count_bins then adds
+//             the buffer into four copies of the histogram (element j into copy j % 4) so that
+//             runs of equal bins do not serialise on one counter.
 
 #include <cmath>
 #include <cstddef>
@@ -77,15 +78,35 @@ inline std::uint32_t bin_pow2_one(float x, float scale, std::int32_t half, std::
   return static_cast<std::uint32_t>(i);
 }
 
-/// Adds `n` counts to `sub` (bin_copies histograms of `stride` >= bins + 1 counters each).
-inline void bin_pow2_float_ref(const float* QUENCH_RESTRICT x, std::size_t n, float scale, std::int32_t half,
-                               std::int32_t bins, std::uint32_t* QUENCH_RESTRICT sub, std::size_t stride) noexcept {
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::size_t copy = (i % bin_copies) * stride;
-    const std::uint32_t b =
-        is_finite_bits(x[i]) ? bin_pow2_one(x[i], scale, half, bins) : static_cast<std::uint32_t>(bins);
-    ++sub[copy + b];
+/// One pass over a block: the scan (into `s`) and every element's bin on the grid of `scale`
+/// into `idx` (`bins` for NaN/Inf), so that the data is read once.
+inline void scan_bin_float_ref(const float* QUENCH_RESTRICT x, std::size_t n, scan_stats& s, float scale,
+                               std::int32_t half, std::int32_t bins, std::uint32_t* QUENCH_RESTRICT idx) noexcept {
+  scan_float_ref(x, n, s);
+  for (std::size_t i = 0; i < n; ++i)
+    idx[i] = is_finite_bits(x[i]) ? bin_pow2_one(x[i], scale, half, bins) : static_cast<std::uint32_t>(bins);
+}
+
+/// Adds one count per index to `sub` (bin_copies histograms of `stride` counters each), element
+/// i into copy i % bin_copies. Plain scalar code for every target: its speed is the store
+/// throughput of the CPU, which no SIMD scatter beats.
+inline void count_bins(const std::uint32_t* QUENCH_RESTRICT idx, std::size_t n, std::uint32_t* QUENCH_RESTRICT sub,
+                       std::size_t stride) noexcept {
+  std::uint32_t* const h0 = sub;
+  std::uint32_t* const h1 = sub + stride;
+  std::uint32_t* const h2 = sub + 2 * stride;
+  std::uint32_t* const h3 = sub + 3 * stride;
+  std::size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    ++h0[idx[i]];
+    ++h1[idx[i + 1]];
+    ++h2[idx[i + 2]];
+    ++h3[idx[i + 3]];
   }
+  // i is a multiple of bin_copies here: the tail's element k goes to copy k
+  if (i < n) ++h0[idx[i]];
+  if (i + 1 < n) ++h1[idx[i + 1]];
+  if (i + 2 < n) ++h2[idx[i + 2]];
 }
 
 // ---- float64 data: no SIMD path; the same definitions in double ------------------------------------

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "quench/calib/nonfinite.hpp"
 #include "quench/core/error.hpp"
 
 namespace quench::detail {
@@ -428,6 +429,29 @@ inline std::string python_float_repr(double v) {
     out += e;
   }
   return sign + out;
+}
+
+/// Checks the "format" and "version" members that quench's JSON documents start with.
+inline void check_json_format(const json_value& root, const std::string& what, const char* format,
+                              std::int64_t version = 1) {
+  const std::string& f = root.at("format", what).as_string(what + " format");
+  if (f != format)
+    throw_error(errc::parse_error, what, std::string("expected format \"") + format + "\", found \"" + f + "\"");
+  const std::int64_t v = root.at("version", what).as_int64(what + " version");
+  if (v != version) throw_error(errc::parse_error, what, "unsupported " + f + " version " + std::to_string(v));
+}
+
+inline std::string nonfinite_json(const calib::nonfinite_counts& c) {
+  return "{\"nan\": " + std::to_string(c.nan) + ", \"pos_inf\": " + std::to_string(c.pos_inf) +
+         ", \"neg_inf\": " + std::to_string(c.neg_inf) + "}";
+}
+
+inline calib::nonfinite_counts nonfinite_from_json(const json_value& v, const std::string& ctx) {
+  calib::nonfinite_counts c;
+  c.nan = v.at("nan", ctx).as_uint64(ctx + " nonfinite.nan");
+  c.pos_inf = v.at("pos_inf", ctx).as_uint64(ctx + " nonfinite.pos_inf");
+  c.neg_inf = v.at("neg_inf", ctx).as_uint64(ctx + " nonfinite.neg_inf");
+  return c;
 }
 
 }  // namespace quench::detail
