@@ -1,6 +1,8 @@
 #pragma once
 // Reading what make_calib_reference.py writes (ctest fixture calib_reference_data) and small
-// helpers shared by the calib tests.
+// helpers shared by the calib tests. (The tests loop over maps with .first/.second, not
+// structured bindings: INFO captures its arguments in a lambda, and clang before 16 cannot
+// capture a structured binding.)
 
 #include <doctest/doctest.h>
 

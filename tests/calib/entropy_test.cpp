@@ -13,11 +13,15 @@ using calib_test::ref_float;
 TEST_CASE("ORT entropy threshold equals the numpy transcription (num_quantized_bins 128/256, stride 3)") {
   const auto& ref = calib_test::reference();
   if (ref.is_null()) return;
-  for (const auto& [name, c] : ref.at("cases", "ref").as_object("ref")) {
+  for (const auto& name_c : ref.at("cases", "ref").as_object("ref")) {
+    const auto& name = name_c.first;
+    const auto& c = name_c.second;
     for (const char* key : {"ort_value_2048", "ort_value_128"}) {
       const auto& r = c.at(key, "ref");
       const auto h = calib_test::ref_histogram(r);
-      for (const auto& [nq, want] : r.at("entropy", "ref").as_object("ref")) {
+      for (const auto& nq_want : r.at("entropy", "ref").as_object("ref")) {
+        const auto& nq = nq_want.first;
+        const auto& want = nq_want.second;
         quench::calib::ort_entropy_options o;
         o.num_quantized_bins = std::stoul(nq);
         const auto got = quench::calib::ort_entropy_range(h, o);
@@ -46,7 +50,9 @@ TEST_CASE("ORT entropy threshold equals the numpy transcription (num_quantized_b
 TEST_CASE("TensorRT / pytorch-quantization entropy amax equals the numpy transcription") {
   const auto& ref = calib_test::reference();
   if (ref.is_null()) return;
-  for (const auto& [name, c] : ref.at("cases", "ref").as_object("ref")) {
+  for (const auto& name_c : ref.at("cases", "ref").as_object("ref")) {
+    const auto& name = name_c.first;
+    const auto& c = name_c.second;
     const auto& p = c.at("pq", "ref");
     const auto h = calib_test::ref_histogram(p);
     INFO(name);

@@ -64,7 +64,9 @@ std::vector<float> growing_data(std::size_t n, unsigned seed) {
 TEST_CASE("power-of-two histogram equals the independent numpy computation on every reference data set") {
   const auto& ref = calib_test::reference();
   if (ref.is_null()) return;
-  for (const auto& [name, c] : ref.at("cases", "ref").as_object("ref")) {
+  for (const auto& name_c : ref.at("cases", "ref").as_object("ref")) {
+    const auto& name = name_c.first;
+    const auto& c = name_c.second;
     const auto x = calib_test::read_f32(c.at("file", "ref").as_string("ref"));
     for (bool absolute : {false, true}) {
       const auto& want = c.at(absolute ? "pow2_absolute" : "pow2_signed", "ref");

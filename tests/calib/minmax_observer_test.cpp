@@ -49,7 +49,9 @@ TEST_CASE("per-channel min-max along every axis equals numpy's nanmin/nanmax ove
 TEST_CASE("moving average reproduces ORT's float32 merge_range, plain and symmetric") {
   const auto& ref = calib_test::reference();
   if (ref.is_null()) return;
-  for (const auto& [name, c] : ref.at("cases", "ref").as_object("ref")) {
+  for (const auto& name_c : ref.at("cases", "ref").as_object("ref")) {
+    const auto& name = name_c.first;
+    const auto& c = name_c.second;
     const auto x = calib_test::read_f32(c.at("file", "ref").as_string("ref"));
     for (bool sym : {false, true}) {
       minmax_options o;

@@ -9,7 +9,9 @@ using calib_test::ref_float;
 TEST_CASE("pytorch-quantization MSE amax equals the torch/numpy transcription") {
   const auto& ref = calib_test::reference();
   if (ref.is_null()) return;
-  for (const auto& [name, c] : ref.at("cases", "ref").as_object("ref")) {
+  for (const auto& name_c : ref.at("cases", "ref").as_object("ref")) {
+    const auto& name = name_c.first;
+    const auto& c = name_c.second;
     const auto& p = c.at("pq", "ref");
     const auto h = calib_test::ref_histogram(p);
     INFO(name);

@@ -12,12 +12,16 @@ using calib_test::ref_float;
 TEST_CASE("ORT percentile, symmetric on |x| histograms and asymmetric on signed ones, equals numpy") {
   const auto& ref = calib_test::reference();
   if (ref.is_null()) return;
-  for (const auto& [name, c] : ref.at("cases", "ref").as_object("ref")) {
+  for (const auto& name_c : ref.at("cases", "ref").as_object("ref")) {
+    const auto& name = name_c.first;
+    const auto& c = name_c.second;
     for (const char* key : {"ort_value_2048", "ort_value_128", "ort_absolute_2048", "ort_absolute_128"}) {
       const auto& r = c.at(key, "ref");
       const auto h = calib_test::ref_histogram(r);
       const bool symmetric = std::string(key).find("absolute") != std::string::npos;
-      for (const auto& [p, want] : r.at("percentile", "ref").as_object("ref")) {
+      for (const auto& p_want : r.at("percentile", "ref").as_object("ref")) {
+        const auto& p = p_want.first;
+        const auto& want = p_want.second;
         quench::calib::ort_percentile_options o;
         o.percentile = std::stod(p);
         o.symmetric = symmetric;
@@ -44,10 +48,14 @@ TEST_CASE("ORT percentile, symmetric on |x| histograms and asymmetric on signed 
 TEST_CASE("pytorch-quantization percentile amax equals numpy") {
   const auto& ref = calib_test::reference();
   if (ref.is_null()) return;
-  for (const auto& [name, c] : ref.at("cases", "ref").as_object("ref")) {
+  for (const auto& name_c : ref.at("cases", "ref").as_object("ref")) {
+    const auto& name = name_c.first;
+    const auto& c = name_c.second;
     const auto& p = c.at("pq", "ref");
     const auto h = calib_test::ref_histogram(p);
-    for (const auto& [q, want] : p.at("percentile", "ref").as_object("ref")) {
+    for (const auto& q_want : p.at("percentile", "ref").as_object("ref")) {
+      const auto& q = q_want.first;
+      const auto& want = q_want.second;
       INFO(name << " " << q);
       CHECK(hex(quench::calib::trt_percentile_amax(h, std::stod(q))) == hex(ref_float(want)));
     }
