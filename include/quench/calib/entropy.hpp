@@ -31,10 +31,12 @@
 //   edges[i_best]. Not clamped.
 //
 // Exactness. Every integer sum, ORT's int64 truncation and float32 smoothing are reproduced
-// exactly. The KL sums are accumulated in float64 (scipy sums in the input's float type), as the
-// numpy reference in tests/calib/make_calib_reference.py does; quench and that reference agree on
-// the chosen bin on every test histogram. Two candidates whose divergences agree to about 1e-13
-// could be ordered differently by two float64 summation orders.
+// exactly. The KL sums are accumulated in float64, as the numpy reference in
+// tests/calib/make_calib_reference.py does; quench and that reference agree on the chosen bin on
+// every test histogram. (scipy sums float32 inputs in float32, and recent ORT versions replace
+// scipy by their own float32 rel_entr and round each divergence to float32 before the argmin,
+// which can turn near-ties into ties; neither is reproduced.) Two candidates whose divergences
+// agree to about 1e-13 could be ordered differently by two float64 summation orders.
 //
 // Speed. Per candidate O(num_quantized_bins) with prefix sums of counts, non-zero counts and
 // c log c, plus per-element work only where smoothing changes a float32 count (small counts in
