@@ -10,5 +10,7 @@ void add_demo_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_run_command(CLI::App& app);
 void add_compare_command(CLI::App& app);
+void add_calibrate_command(CLI::App& app);
+void add_merge_command(CLI::App& app);
 
 }  // namespace quench_cli

@@ -20,6 +20,8 @@
 // and released.
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -112,9 +114,13 @@ inline any_observer make_observer(const std::string& name, const calibrate_optio
   return histogram_observer(name, h);
 }
 
+/// The shortest decimal text that reads back as exactly `v`.
 inline std::string number_text(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
+  char buf[40];
+  for (int digits = 6; digits <= 17; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
   return buf;
 }
 
@@ -177,6 +183,21 @@ inline calibration_state collect(const model& m, data::sample_source& source, co
   const std::int64_t total = source.size();
   const std::int64_t begin = total * opt.shard_index / opt.shard_count, end = total * (opt.shard_index + 1) / opt.shard_count;
   const std::unordered_set<std::string> wanted(opt.tensors.begin(), opt.tensors.end());
+  // Only tensors that depend on the data are activations: a Constant's output is computed once
+  // per run, so its "distribution" would depend on the number of batches.
+  std::unordered_set<std::string> dynamic;
+  for (const value* v : m.main_graph().inputs())
+    if (!v->is_initializer()) dynamic.insert(v->name());
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (const node* n : m.main_graph().nodes()) {
+      bool depends = false;
+      for (const value* v : m.main_graph().dependencies(*n)) depends = depends || dynamic.count(v->name());
+      if (!depends) continue;
+      for (const value* v : n->outputs())
+        if (v && dynamic.insert(v->name()).second) changed = true;
+    }
+  }
 
   calibration_state st;
   st.metadata()["method"] = method_name(opt.method);
@@ -193,7 +214,7 @@ inline calibration_state collect(const model& m, data::sample_source& source, co
   auto watch = [&](const std::string& name, const tensor& t) {
     if (!detail::is_float_dtype(t.dtype()) || t.size() == 0) return;
     if (!wanted.empty() && !wanted.count(name)) return;
-    if (const value* v = m.main_graph().find_value(name); v && v->is_initializer()) return;
+    if (!dynamic.count(name)) return;
     auto it = by_name.find(name);
     if (it == by_name.end()) it = by_name.emplace(name, &st.add(detail::make_observer(name, opt))).first;
     observe(*it->second, t);
