@@ -46,6 +46,15 @@ inline const quench::detail::json_value& reference() {
   return ref;
 }
 
+/// Calls f(name, entry) for every reference data set of reference.json ("cases"); nothing (and a
+/// failed check) when the reference is missing.
+template <class F>
+void for_each_case(F&& f) {
+  const auto& ref = reference();
+  if (ref.is_null()) return;
+  for (const auto& kv : ref.at("cases", "ref").as_object("ref")) f(kv.first, kv.second);
+}
+
 inline std::vector<float> read_f32(const std::string& file) {
   const std::string bytes = read_text(reference_dir() + "/" + file);
   std::vector<float> v(bytes.size() / 4);

@@ -11,11 +11,7 @@ using calib_test::hex;
 using calib_test::ref_float;
 
 TEST_CASE("ORT entropy threshold equals the numpy transcription (num_quantized_bins 128/256, stride 3)") {
-  const auto& ref = calib_test::reference();
-  if (ref.is_null()) return;
-  for (const auto& name_c : ref.at("cases", "ref").as_object("ref")) {
-    const auto& name = name_c.first;
-    const auto& c = name_c.second;
+  calib_test::for_each_case([](const std::string& name, const quench::detail::json_value& c) {
     for (const char* key : {"ort_value_2048", "ort_value_128"}) {
       const auto& r = c.at(key, "ref");
       const auto h = calib_test::ref_histogram(r);
@@ -44,15 +40,11 @@ TEST_CASE("ORT entropy threshold equals the numpy transcription (num_quantized_b
     INFO(name << " pow2");
     CHECK(hex(got.min) == hex(ref_float(want[0])));
     CHECK(hex(got.max) == hex(ref_float(want[1])));
-  }
+  });
 }
 
 TEST_CASE("TensorRT / pytorch-quantization entropy amax equals the numpy transcription") {
-  const auto& ref = calib_test::reference();
-  if (ref.is_null()) return;
-  for (const auto& name_c : ref.at("cases", "ref").as_object("ref")) {
-    const auto& name = name_c.first;
-    const auto& c = name_c.second;
+  calib_test::for_each_case([](const std::string& name, const quench::detail::json_value& c) {
     const auto& p = c.at("pq", "ref");
     const auto h = calib_test::ref_histogram(p);
     INFO(name);
@@ -66,7 +58,7 @@ TEST_CASE("TensorRT / pytorch-quantization entropy amax equals the numpy transcr
     CHECK(hex(quench::calib::trt_entropy_amax(h, u)) == hex(ref_float(p.at("entropy_unsigned", "ref"))));
     const auto& q = c.at("pow2_absolute", "ref");
     CHECK(hex(quench::calib::trt_entropy_amax(calib_test::ref_histogram(q))) == hex(ref_float(q.at("pq_entropy", "ref"))));
-  }
+  });
 }
 
 TEST_CASE("entropy: ORT's quirks on small hand-made histograms") {

@@ -62,11 +62,7 @@ std::vector<float> growing_data(std::size_t n, unsigned seed) {
 }  // namespace
 
 TEST_CASE("power-of-two histogram equals the independent numpy computation on every reference data set") {
-  const auto& ref = calib_test::reference();
-  if (ref.is_null()) return;
-  for (const auto& name_c : ref.at("cases", "ref").as_object("ref")) {
-    const auto& name = name_c.first;
-    const auto& c = name_c.second;
+  calib_test::for_each_case([](const std::string& name, const quench::detail::json_value& c) {
     const auto x = calib_test::read_f32(c.at("file", "ref").as_string("ref"));
     for (bool absolute : {false, true}) {
       const auto& want = c.at(absolute ? "pow2_absolute" : "pow2_signed", "ref");
@@ -83,7 +79,7 @@ TEST_CASE("power-of-two histogram equals the independent numpy computation on ev
         CHECK(got.max == wh.max);
       }
     }
-  }
+  });
 }
 
 TEST_CASE("sharded calibration merges to the single pass bit for bit (n = 1, 2, 3, 7, unequal shards)") {

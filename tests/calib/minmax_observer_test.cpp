@@ -47,11 +47,7 @@ TEST_CASE("per-channel min-max along every axis equals numpy's nanmin/nanmax ove
 }
 
 TEST_CASE("moving average reproduces ORT's float32 merge_range, plain and symmetric") {
-  const auto& ref = calib_test::reference();
-  if (ref.is_null()) return;
-  for (const auto& name_c : ref.at("cases", "ref").as_object("ref")) {
-    const auto& name = name_c.first;
-    const auto& c = name_c.second;
+  calib_test::for_each_case([](const std::string& name, const quench::detail::json_value& c) {
     const auto x = calib_test::read_f32(c.at("file", "ref").as_string("ref"));
     for (bool sym : {false, true}) {
       minmax_options o;
@@ -68,7 +64,7 @@ TEST_CASE("moving average reproduces ORT's float32 merge_range, plain and symmet
       CHECK(hex(obs.range().min) == hex(ref_float(want[0])));
       CHECK(hex(obs.range().max) == hex(ref_float(want[1])));
     }
-  }
+  });
 }
 
 TEST_CASE("plain min-max: merge of shards equals one pass; symmetric; all element types") {

@@ -7,11 +7,7 @@ using calib_test::hex;
 using calib_test::ref_float;
 
 TEST_CASE("pytorch-quantization MSE amax equals the torch/numpy transcription") {
-  const auto& ref = calib_test::reference();
-  if (ref.is_null()) return;
-  for (const auto& name_c : ref.at("cases", "ref").as_object("ref")) {
-    const auto& name = name_c.first;
-    const auto& c = name_c.second;
+  calib_test::for_each_case([](const std::string& name, const quench::detail::json_value& c) {
     const auto& p = c.at("pq", "ref");
     const auto h = calib_test::ref_histogram(p);
     INFO(name);
@@ -23,7 +19,7 @@ TEST_CASE("pytorch-quantization MSE amax equals the torch/numpy transcription") 
     CHECK(hex(quench::calib::trt_mse_amax(h, o)) == hex(ref_float(p.at("mse_stride2_4bit", "ref"))));
     const auto& a = c.at("pow2_absolute", "ref");
     CHECK(hex(quench::calib::trt_mse_amax(calib_test::ref_histogram(a))) == hex(ref_float(a.at("pq_mse", "ref"))));
-  }
+  });
 }
 
 TEST_CASE("MSE: no candidate is an error") {

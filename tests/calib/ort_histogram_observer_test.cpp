@@ -28,11 +28,7 @@ ort_histogram_observer collect(const std::string& name, const std::vector<float>
 }  // namespace
 
 TEST_CASE("ORT collect_value and collect_absolute_value: numpy's counts and edge bits, batch by batch") {
-  const auto& ref = calib_test::reference();
-  if (ref.is_null()) return;
-  for (const auto& name_c : ref.at("cases", "ref").as_object("ref")) {
-    const auto& name = name_c.first;
-    const auto& c = name_c.second;
+  calib_test::for_each_case([](const std::string& name, const quench::detail::json_value& c) {
     const auto x = calib_test::read_f32(c.at("file", "ref").as_string("ref"));
     const auto sizes = calib_test::batch_sizes(c);
     for (std::size_t bins : {2048u, 128u}) {
@@ -51,7 +47,7 @@ TEST_CASE("ORT collect_value and collect_absolute_value: numpy's counts and edge
         CHECK(h.max == wh.max);
       }
     }
-  }
+  });
 }
 
 TEST_CASE("ORT-compatible histograms refuse to merge and reject NaN-only batches") {

@@ -10,11 +10,7 @@ using calib_test::hex;
 using calib_test::ref_float;
 
 TEST_CASE("ORT percentile, symmetric on |x| histograms and asymmetric on signed ones, equals numpy") {
-  const auto& ref = calib_test::reference();
-  if (ref.is_null()) return;
-  for (const auto& name_c : ref.at("cases", "ref").as_object("ref")) {
-    const auto& name = name_c.first;
-    const auto& c = name_c.second;
+  calib_test::for_each_case([](const std::string& name, const quench::detail::json_value& c) {
     for (const char* key : {"ort_value_2048", "ort_value_128", "ort_absolute_2048", "ort_absolute_128"}) {
       const auto& r = c.at(key, "ref");
       const auto h = calib_test::ref_histogram(r);
@@ -42,15 +38,11 @@ TEST_CASE("ORT percentile, symmetric on |x| histograms and asymmetric on signed 
     got = quench::calib::ort_percentile_range(calib_test::ref_histogram(a));
     CHECK(hex(got.min) == hex(ref_float(a.at("ort_percentile", "ref").as_array("ref")[0])));
     CHECK(hex(got.max) == hex(ref_float(a.at("ort_percentile", "ref").as_array("ref")[1])));
-  }
+  });
 }
 
 TEST_CASE("pytorch-quantization percentile amax equals numpy") {
-  const auto& ref = calib_test::reference();
-  if (ref.is_null()) return;
-  for (const auto& name_c : ref.at("cases", "ref").as_object("ref")) {
-    const auto& name = name_c.first;
-    const auto& c = name_c.second;
+  calib_test::for_each_case([](const std::string& name, const quench::detail::json_value& c) {
     const auto& p = c.at("pq", "ref");
     const auto h = calib_test::ref_histogram(p);
     for (const auto& q_want : p.at("percentile", "ref").as_object("ref")) {
@@ -62,7 +54,7 @@ TEST_CASE("pytorch-quantization percentile amax equals numpy") {
     const auto& a = c.at("pow2_absolute", "ref");
     CHECK(hex(quench::calib::trt_percentile_amax(calib_test::ref_histogram(a))) ==
           hex(ref_float(a.at("pq_percentile", "ref"))));
-  }
+  });
 }
 
 TEST_CASE("percentile and max: edge cases") {
