@@ -84,6 +84,9 @@ TEST_CASE("calibrate: shards of unequal size merge into the single-pass state, b
     opt.symmetric = method == calib::method::percentile;
     auto src = samples();
     const auto single = calib::collect(m, src, opt);
+    calib::calibrate_options inline_opt = opt;
+    inline_opt.observer_thread = false;  // the worker thread changes nothing
+    CHECK(calib::collect(m, src, inline_opt).to_json() == single.to_json());
     const auto want = calib::compute_ranges(single);
     for (int n : {1, 2, 3, 7}) {
       CAPTURE(n);

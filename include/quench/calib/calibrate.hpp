@@ -20,6 +20,11 @@
 // and released.
 
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
 #include <cstdio>
 #include <cstdlib>
 #include <cstdint>
@@ -89,6 +94,11 @@ struct calibrate_options {
   std::vector<std::string> tensors;
   std::function<void(const calibrate_progress&)> progress;
   runtime::executor_options executor;
+  /// Feed the observers on a second thread while the executor runs on (results are identical:
+  /// each observer still sees its batches in order). Activations wait for their observer at most
+  /// up to `observer_backlog_bytes`, then the executor waits.
+  bool observer_thread = true;
+  std::size_t observer_backlog_bytes = std::size_t{256} << 20;
 };
 
 namespace detail {
@@ -164,6 +174,93 @@ inline range histogram_range(const histogram& h, const calibrate_options& o) {
   return max_range(h, o.symmetric);
 }
 
+/// Feeds observers, on a worker thread or inline. Queued activations share the executor's
+/// storage (tensor::share), which also keeps kernels from overwriting them in place.
+class observer_queue {
+ public:
+  observer_queue(bool threaded, std::size_t backlog_bytes) : backlog_(backlog_bytes) {
+    if (threaded) worker_ = std::thread([this] { work(); });
+  }
+  ~observer_queue() { stop(); }
+  observer_queue(const observer_queue&) = delete;
+  observer_queue& operator=(const observer_queue&) = delete;
+
+  void observe(any_observer& obs, const tensor& t) {
+    if (!worker_.joinable()) {
+      calib::observe(obs, t);
+      return;
+    }
+    std::unique_lock<std::mutex> lock(mutex_);
+    ready_.wait(lock, [&] { return pending_ < backlog_ || jobs_.empty() || failure_; });
+    pending_ += t.nbytes();
+    jobs_.push_back({&obs, t.share()});
+    ready_.notify_all();
+  }
+
+  /// Throws what an observer threw, if anything.
+  void rethrow() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (failure_) std::rethrow_exception(failure_);
+  }
+
+  /// Waits until every queued activation is observed, then rethrows an observer's error.
+  void finish() {
+    stop();
+    rethrow();
+  }
+
+ private:
+  struct job {
+    any_observer* obs;
+    tensor t;
+  };
+
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_ = true;
+    }
+    ready_.notify_all();
+    if (worker_.joinable()) worker_.join();
+  }
+
+  void work() {
+    for (;;) {
+      job j;
+      bool failed = false;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        ready_.wait(lock, [&] { return !jobs_.empty() || done_; });
+        if (jobs_.empty()) return;
+        j = std::move(jobs_.front());
+        jobs_.pop_front();
+        failed = failure_ != nullptr;
+      }
+      try {
+        if (!failed) calib::observe(*j.obs, j.t);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!failure_) failure_ = std::current_exception();
+      }
+      const std::size_t bytes = j.t.nbytes();
+      j.t = tensor();
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        pending_ -= bytes;
+      }
+      ready_.notify_all();
+    }
+  }
+
+  std::size_t backlog_, pending_ = 0;
+  std::deque<job> jobs_;
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::exception_ptr failure_;
+  bool done_ = false;
+  std::thread worker_;
+};
+
 }  // namespace detail
 
 /// Runs the model over this shard's samples and returns the observers' state.
@@ -211,13 +308,14 @@ inline calibration_state collect(const model& m, data::sample_source& source, co
   // Observers are made on first sight, in the executor's order; every shard makes the same ones.
   std::unordered_map<std::string, any_observer*> by_name;
   const auto start = std::chrono::steady_clock::now();
+  detail::observer_queue queue(opt.observer_thread, opt.observer_backlog_bytes);
   auto watch = [&](const std::string& name, const tensor& t) {
     if (!detail::is_float_dtype(t.dtype()) || t.size() == 0) return;
     if (!wanted.empty() && !wanted.count(name)) return;
     if (!dynamic.count(name)) return;
     auto it = by_name.find(name);
     if (it == by_name.end()) it = by_name.emplace(name, &st.add(detail::make_observer(name, opt))).first;
-    observe(*it->second, t);
+    queue.observe(*it->second, t);
   };
   for (std::int64_t first = begin; first < end; first += batch) {
     const std::int64_t count = std::min(batch, end - first);
@@ -225,10 +323,12 @@ inline calibration_state collect(const model& m, data::sample_source& source, co
     std::unordered_map<std::string, const tensor*> feeds;
     for (auto& [name, t] : b) feeds.emplace(name, &t);
     ex.run(feeds, watch);
+    queue.rethrow();
     if (opt.progress)
       opt.progress({first + count - begin, end - begin,
                     std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()});
   }
+  queue.finish();
   st.metadata()["samples"] = std::to_string(end - begin);
   return st;
 }

@@ -128,6 +128,13 @@ class tensor {
   std::size_t rank() const noexcept { return shape_.rank(); }
   /// Element count; 0 for a default-constructed (undefined) tensor.
   std::size_t size() const noexcept { return type_ == quench::dtype::undefined ? 0 : shape_.numel(); }
+  /// A read-only tensor viewing this one's storage (no copy); the storage lives while either does,
+  /// and neither counts as storage_unique() meanwhile, so nothing writes it in place.
+  tensor share() const {
+    tensor t = adopt(type_, shape_, data_, bytes_, true, name_);
+    return t;
+  }
+
   /// True if this tensor is the only user of owned, writable storage: writing it in place can
   /// affect no other tensor (an executor hands such tensors to kernels to reuse).
   bool storage_unique() const noexcept { return data_ && !read_only_ && data_.use_count() == 1; }
