@@ -54,6 +54,8 @@
 #include "quench/numeric/gemm.hpp"
 #include "quench/numeric/int4.hpp"
 
+#include "quench/pipeline/quantize_weights.hpp"
+
 #include "quench/quant/choose_qparams.hpp"
 #include "quench/quant/dequantize.hpp"
 #include "quench/quant/dynamic_quantize.hpp"
