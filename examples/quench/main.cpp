@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   quench_cli::add_run_command(app);
   quench_cli::add_calibrate_command(app);
   quench_cli::add_merge_command(app);
+  quench_cli::add_quantize_command(app);
   quench_cli::add_compare_command(app);
   try {
     app.parse(argc, argv);
