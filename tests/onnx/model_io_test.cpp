@@ -144,6 +144,13 @@ TEST_CASE("external data outside the model directory, missing or short is refuse
   fs::create_symlink("/etc/hostname", dir / "link.data");
   rewrite_location("link.data", "");
   CHECK_THROWS_WITH(qo::load_model(dir / "bad.onnx"), doctest::Contains("outside the model directory"));
+  // A string tensor stored externally (a fuzz finding: it loaded, then its saved form did not).
+  fs::resize_file(dir / "m.onnx.data", 64 * 64 * 4);
+  ::ONNX_NAMESPACE::ModelProto mp;
+  REQUIRE(mp.ParseFromString(slurp(dir / "m.onnx")));
+  mp.mutable_graph()->mutable_initializer(0)->set_data_type(::ONNX_NAMESPACE::TensorProto::STRING);
+  std::ofstream(dir / "bad.onnx", std::ios::binary) << mp.SerializeAsString();
+  CHECK_THROWS_WITH(qo::load_model(dir / "bad.onnx"), doctest::Contains("string tensors are not supported"));
 }
 
 TEST_CASE("fields quench does not model survive: unknown fields, functions, metadata, float8 and int4") {

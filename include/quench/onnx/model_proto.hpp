@@ -176,6 +176,8 @@ class graph_reader {
       }
     }
     const dtype type = dtype_from_onnx(tp.data_type(), ctx);
+    // As for inline data (tensor_proto.hpp): strings have no fixed-size storage to map.
+    if (type == dtype::string) throw_error(errc::unsupported_dtype, ctx, "string tensors are not supported");
     quench::onnx::detail::checked_numel(tp);
     quench::shape s(tp.dims().begin(), tp.dims().end());
     const std::size_t want = storage_bytes(type, s.numel());
