@@ -201,6 +201,24 @@ void im2col(const conv_problem& p, const T* x, std::int64_t channels, std::int64
   }
 }
 
+/// Elements per half of a row of `w` split into its even and odd elements.
+inline std::int64_t half_width(std::int64_t w) { return (w + 1) / 2; }
+
+/// `rows` rows of `w` elements as their even then odd elements into
+/// out[rows x 2 * half_width(w)]: stride-2 taps then read contiguous memory (depthwise rows and
+/// the GEMM packer of general convs both use it).
+template <class T>
+void split_even_odd_rows(const T* x, std::int64_t rows, std::int64_t w, T* out) {
+  const std::int64_t half = half_width(w);
+  for (std::int64_t r = 0; r < rows; ++r, x += w, out += 2 * half) {
+    for (std::int64_t i = 0; i < w / 2; ++i) {
+      out[i] = x[2 * i];
+      out[half + i] = x[2 * i + 1];
+    }
+    if (w % 2) out[half - 1] = x[w - 1];
+  }
+}
+
 /// Adds the taps of one kernel row to an output row: yr[ow] += sum_kw w[kw] * xr[ow * sw + kw * dw - pw]
 /// for ow in [lo, hi), where every tap is inside the input row. With the kernel width known at
 /// compile time the taps are unrolled and the ow loop vectorizes: one load and store of yr per
@@ -265,21 +283,12 @@ void depthwise_plane(const window_geometry& g, const T* x, const T* w, T bias, T
   // Columns where every tap of a kernel row is inside: first tap's lo, last tap's hi.
   const std::int64_t in_lo = lo_of(-pw), in_hi = std::max(in_lo, hi_of((kw_n - 1) * dw - pw));
   const bool fused = kw_n == 3 || kw_n == 5 || kw_n == 7;
-  // Stride 2: even and odd columns of every input row, each row padded to half_w entries.
-  const std::int64_t half_w = (iw_n + 1) / 2;
+  // Stride 2: every input row as its even then its odd columns (split_even_odd_rows).
+  const std::int64_t half_w = half_width(iw_n);
   const bool split = fused && sw == 2 && dw == 1 && in_lo < in_hi;
   if (split) {
     scratch.resize(static_cast<std::size_t>(2 * ih_n * half_w));
-    for (std::int64_t r = 0; r < ih_n; ++r) {
-      T* e = scratch.data() + r * half_w;
-      T* o = scratch.data() + (ih_n + r) * half_w;
-      const T* xr = x + r * iw_n;
-      for (std::int64_t j = 0; j < iw_n / 2; ++j) {
-        e[j] = xr[2 * j];
-        o[j] = xr[2 * j + 1];
-      }
-      if (iw_n % 2) e[half_w - 1] = xr[iw_n - 1];
-    }
+    split_even_odd_rows(x, ih_n, iw_n, scratch.data());
   }
   for (std::int64_t oh = 0; oh < oh_n; ++oh) {
     T* yr = y + oh * ow_n;
@@ -289,8 +298,8 @@ void depthwise_plane(const window_geometry& g, const T* x, const T* w, T bias, T
       if (ih < 0 || ih >= ih_n) continue;
       const T* xr = x + ih * iw_n;
       const T* wr = w + kh * kw_n;
-      const T* even = split ? scratch.data() + ih * half_w : nullptr;
-      const T* odd = split ? scratch.data() + (ih_n + ih) * half_w : nullptr;
+      const T* even = split ? scratch.data() + ih * 2 * half_w : nullptr;
+      const T* odd = split ? even + half_w : nullptr;
       if (kw_n == 3) depthwise_row_interior<T, 3>(yr, xr, even, odd, wr, in_lo, in_hi, sw, dw, pw);
       else if (kw_n == 5) depthwise_row_interior<T, 5>(yr, xr, even, odd, wr, in_lo, in_hi, sw, dw, pw);
       else if (kw_n == 7) depthwise_row_interior<T, 7>(yr, xr, even, odd, wr, in_lo, in_hi, sw, dw, pw);
@@ -318,28 +327,13 @@ void depthwise_plane(const window_geometry& g, const T* x, const T* w, T bias, T
 /// panel that share an output row form a segment whose taps, at stride 1, are one contiguous run
 /// of an input row: a copy with zeros where the window reads padding.
 ///
-/// Stride 2 reads `split`: every input row as its even then its odd elements (split_rows), so
+/// Stride 2 reads `split`: every input row as its even then its odd elements (split_even_odd_rows), so
 /// that those taps are contiguous too.
 struct conv_b_packer {
   const float* x;      ///< the group's first input channel
-  const float* split;  ///< with stride_w == 2: the same channels as split_rows made them, else null
+  const float* split;  ///< with stride_w == 2: the same channels as split_even_odd_rows made them, else null
   std::int64_t in_h, in_w, out_w, kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w;
   std::int64_t j_begin;
-
-  /// Row length of `split`: even elements, then odd elements, each padded to half the row.
-  static std::int64_t half_width(std::int64_t w) { return (w + 1) / 2; }
-
-  /// `rows` rows of `w` elements as their even then odd elements into out[rows x 2 * half_width(w)].
-  static void split_rows(const float* x, std::int64_t rows, std::int64_t w, float* out) {
-    const std::int64_t half = half_width(w);
-    for (std::int64_t r = 0; r < rows; ++r, x += w, out += 2 * half) {
-      for (std::int64_t i = 0; i < w / 2; ++i) {
-        out[i] = x[2 * i];
-        out[half + i] = x[2 * i + 1];
-      }
-      if (w % 2) out[half - 1] = x[w - 1];
-    }
-  }
 
   static conv_b_packer make(const window_geometry& g, const float* x, const float* split, std::int64_t j_begin) {
     const bool two_d = g.rank() == 2;
@@ -464,8 +458,8 @@ void conv_forward(const conv_problem& p, const T* x, const T* w, const T* bias, 
   tensor split;
   if (implicit && g.stride[g.rank() - 1] == 2) {
     const std::int64_t w = g.in[g.rank() - 1], rows = p.batch * p.in_channels * (pin / w);
-    split = tensor::uninitialized(dtype::float32, {rows * 2 * conv_b_packer::half_width(w)});
-    conv_b_packer::split_rows(reinterpret_cast<const float*>(x), rows, w, split.view<float>().data());
+    split = tensor::uninitialized(dtype::float32, {rows * 2 * half_width(w)});
+    split_even_odd_rows(reinterpret_cast<const float*>(x), rows, w, split.view<float>().data());
   }
   parallel_tasks(groups * static_cast<std::size_t>(tiles), threads, [&](std::size_t t, std::size_t worker) {
     const std::int64_t ng = static_cast<std::int64_t>(t) / tiles, j0 = static_cast<std::int64_t>(t) % tiles * tile;
@@ -487,7 +481,7 @@ void conv_forward(const conv_problem& p, const T* x, const T* w, const T* bias, 
       if (implicit) {
         const float* sg = split.size() ? split.view<float>().data() +
                                              (n * p.in_channels + gi * cg) * (pin / g.in[g.rank() - 1]) * 2 *
-                                                 conv_b_packer::half_width(g.in[g.rank() - 1])
+                                                 half_width(g.in[g.rank() - 1])
                                        : nullptr;
         quench::gemm_packed(mg, cols, k, 1.0f, {wg, k}, conv_b_packer::make(g, xg, sg, j0), yg, pout, false);
         add_bias(yg, cols);
