@@ -60,23 +60,6 @@ inline std::int64_t weight_axis(const node& n, std::size_t rank) {
   return -1;
 }
 
-/// Per-channel (or whole-tensor, axis < 0) extremes of w, widened to include 0 as ORT does.
-inline void channel_ranges(const tensor& w, std::int64_t axis, std::vector<float>& lo, std::vector<float>& hi) {
-  const auto v = w.view<float>();
-  const std::size_t channels = axis < 0 ? 1 : static_cast<std::size_t>(w.shape()[static_cast<std::size_t>(axis)]);
-  const std::size_t inner = axis < 0 ? v.size() : w.shape().inner(static_cast<std::size_t>(axis));
-  lo.assign(channels, 0.f);
-  hi.assign(channels, 0.f);
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    const float x = v[i];
-    if (!std::isfinite(x))
-      throw_error(errc::not_finite, tensor_context(w.name()), "weight element " + std::to_string(i) + " is not finite");
-    const std::size_t c = axis < 0 ? 0 : (i / inner) % channels;
-    lo[c] = std::min(lo[c], x);
-    hi[c] = std::max(hi[c], x);
-  }
-}
-
 /// A 1-D tensor of the qparams' scales (or a scalar per tensor).
 inline tensor scale_tensor(const qparams& p, const std::string& name, bool per_axis) {
   tensor s = per_axis ? tensor(dtype::float32, {static_cast<std::int64_t>(p.scales.size())}, name) : tensor(dtype::float32, {}, name);
@@ -132,11 +115,14 @@ inline weight_quant_report quantize_weights(model& m, const weight_quant_options
     auto key = std::make_pair(w->name(), axis);
     auto it = done.find(key);
     if (it == done.end()) {
-      std::vector<float> lo, hi;
-      detail::channel_ranges(wt, axis, lo, hi);
       range_options ro;
       ro.symmetric = opt.symmetric;
-      const qparams p = axis >= 0 ? choose_qparams_per_axis(lo, hi, opt.type, axis, ro) : choose_qparams(lo[0], hi[0], opt.type, ro);
+      qparams p;
+      try {
+        p = axis >= 0 ? qparams_from_data(wt.view<float>(), opt.type, axis, ro) : qparams_from_data(wt.view<float>(), opt.type, ro);
+      } catch (const error& e) {
+        throw error(e.code(), tensor_context(w->name()), e.what());  // name the weight
+      }
       // A weight quantized again along another axis gets names of its own.
       const std::string base = seen.insert(w->name()).second ? w->name() : w->name() + "_axis" + std::to_string(axis);
       auto fresh = [&](const std::string& want) { return g.find_value(want) ? g.unique_name(want) : want; };
