@@ -7,6 +7,8 @@
 //     ./build/bin/quench_gemm_bench --benchmark_counters_tabular=true
 #include <benchmark/benchmark.h>
 
+#include "bench_util.hpp"
+
 #include <Eigen/Core>
 
 #include <chrono>
@@ -20,17 +22,7 @@ namespace {
 
 using row_matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-/// Seconds of the fastest of `reps` calls.
-template <class F>
-double best_seconds(int reps, F&& f) {
-  double best = 1e30;
-  for (int i = 0; i < reps; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    f();
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return best;
-}
+using quench_bench::best_seconds;
 
 void bench_gemm(benchmark::State& state, std::int64_t m, std::int64_t n, std::int64_t k, quench::simd_target target) {
   if (!quench::simd_target_supported(target)) {

@@ -13,6 +13,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "bench_util.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -39,17 +41,7 @@ quench::tensor filled(quench::shape s, std::uint64_t seed) {
   return t;
 }
 
-/// Seconds of the fastest of `reps` calls.
-template <class F>
-double best_seconds(int reps, F&& f) {
-  double best = 1e30;
-  for (int i = 0; i < reps; ++i) {
-    const auto t0 = clock_type::now();
-    f();
-    best = std::min(best, std::chrono::duration<double>(clock_type::now() - t0).count());
-  }
-  return best;
-}
+using quench_bench::best_seconds;
 
 /// Runs the executor in the timed loop and sets the counters against `naive_seconds`.
 void measure(benchmark::State& state, rt::executor& ex, const quench::tensor& x, double flops, double naive_seconds,
