@@ -1,0 +1,301 @@
+#pragma once
+// quantize_static: a float ONNX model and calibration data in, a QDQ model out — the whole PTQ
+// job in one call.
+//
+//     quench::model m = quench::onnx::load_model("model.onnx");
+//     quench::data::npy_source data({{"input", "calib.npy"}});
+//     quench::pipeline::quantize_options opt;                       // profile "ort", min-max
+//     opt.calibration.method = quench::calib::method::entropy;
+//     auto report = quench::pipeline::quantize_static(m, data, opt);
+//     quench::onnx::save_model(m, "model.int8.onnx");
+//
+// Steps: (1) the standard clean-up passes (constants to initializers, Identity/Dropout removal,
+// shape-subgraph folding, BatchNorm and Mul/Add folding into Conv/Gemm), so exported models need
+// no preparation; (2) one probe run on the first sample to learn which tensors are float;
+// (3) the placement (qdq_plan.hpp) for the profile; (4) calibration of only the tensors the plan
+// needs (quench/calib/calibrate.hpp), or ranges from a given table (a `quench calibrate` result,
+// a TensorRT cache); (5) scales and zero points per activation (ONNX Runtime's rules,
+// quench/quant/choose_qparams.hpp), weights per channel (weight_qparams.hpp), biases int32;
+// (6) the Q/DQ nodes (insert_qdq.hpp) and a metadata entry "quench.quantize" with quench's
+// version and every setting. The same model, data and options give a byte-identical file.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "quench/calib/calibrate.hpp"
+#include "quench/calib/calibration_table.hpp"
+#include "quench/core/error.hpp"
+#include "quench/data/sample_source.hpp"
+#include "quench/graph/model.hpp"
+#include "quench/graph/passes/standard.hpp"
+#include "quench/pipeline/insert_qdq.hpp"
+#include "quench/pipeline/qdq_plan.hpp"
+#include "quench/pipeline/quant_profile.hpp"
+#include "quench/pipeline/weight_qparams.hpp"
+#include "quench/quant/choose_qparams.hpp"
+#include "quench/runtime/executor.hpp"
+#include "quench/version.hpp"
+
+namespace quench::pipeline {
+
+struct quantize_options {
+  quant_profile profile = profile_by_name("ort");
+  /// Op types to quantize, nodes and tensors to keep in float.
+  plan_options placement;
+  /// Activation calibration: method (minmax, entropy, percentile, mse) and its parameters, batch
+  /// size, executor threads, progress callback. `tensors` is set by quantize_static.
+  calib::calibrate_options calibration;
+  weight_method weights = weight_method::minmax;
+  /// Run passes::standard_passes first (models exported with weights in Constant nodes or with
+  /// BatchNormalization need it; a model already prepared is left as it is).
+  bool preprocess = true;
+  /// Per-tensor overrides of the calibrated range (float model names).
+  std::map<std::string, calib::range> range_overrides;
+  /// Per-tensor activation types (int8, uint8, int16, uint16; 16-bit needs opset 21).
+  std::map<std::string, dtype> type_overrides;
+  /// Ranges to use instead of calibrating (tensors missing from it are an error). Not owned.
+  const calib::calibration_table* table = nullptr;
+  /// Called after each calibration batch.
+  std::function<void(const calib::calibrate_progress&)> progress;
+};
+
+/// One quantized activation in the report.
+struct quantized_tensor {
+  std::string name;      ///< the float model's tensor
+  std::string range_of;  ///< where its range came from (an absorbed Relu's output, itself, ...)
+  std::string shared_with;
+  std::string method;  ///< "minmax", "entropy", ..., "override", "table", "fixed", "shared"
+  calib::range range;
+  dtype type = dtype::uint8;
+  float scale = 1.f;
+  std::int32_t zero_point = 0;
+};
+
+struct quantize_report {
+  std::string profile;
+  passes::standard_report preprocess;
+  qdq_plan plan;
+  qdq_insert_report inserted;
+  std::vector<quantized_tensor> tensors;
+  /// The ranges used (calibrated, or the given table's), for writing with calibration_table's formats.
+  calib::calibration_table table;
+  std::int64_t calibration_samples = 0;
+  std::string settings;  ///< what went into the metadata entry
+};
+
+namespace detail {
+
+/// Gives every node a name that is unique in the model: plans refer to nodes by name, and exported
+/// models sometimes leave names empty or repeat them.
+inline void name_all_nodes(graph& g) {
+  std::set<std::string> seen;
+  for (node* n : g.nodes()) {
+    if (!n->name().empty() && seen.insert(n->name()).second) continue;
+    std::string base = n->name().empty() ? n->op_type() : n->name();
+    std::string candidate;
+    for (int k = 0;; ++k) {
+      candidate = base + "_" + std::to_string(k);
+      if (!seen.count(candidate)) break;
+    }
+    n->set_name(candidate);
+    seen.insert(candidate);
+  }
+}
+
+/// The float32 activations of one run on the first sample (graph inputs and node outputs).
+inline std::unordered_set<std::string> float_activations(const model& m, data::sample_source& source,
+                                                         const runtime::executor_options& eo) {
+  if (source.size() < 1) throw_error(errc::invalid_argument, "calibration data", "has no samples");
+  runtime::executor ex(m, eo);
+  data::batch b = source.read(0, 1);
+  std::unordered_map<std::string, const tensor*> feeds;
+  for (auto& [name, t] : b) feeds.emplace(name, &t);
+  std::unordered_set<std::string> out;
+  ex.run(feeds, [&](const std::string& name, const tensor& t) {
+    if (t.dtype() == dtype::float32) out.insert(name);
+  });
+  return out;
+}
+
+inline std::string settings_text(const quantize_options& o, const std::string& method) {
+  const quant_profile& p = o.profile;
+  std::string s = "version=" + std::to_string(QUENCH_VERSION_MAJOR) + "." + std::to_string(QUENCH_VERSION_MINOR) + "." +
+                  std::to_string(QUENCH_VERSION_PATCH);
+  s += ";profile=" + p.name + ";activations=" + to_string(p.activation_type) + (p.activation_symmetric ? "/symmetric" : "/asymmetric");
+  s += ";weights=" + to_string(p.weight_type) + (p.weight_symmetric ? "/symmetric" : "/asymmetric");
+  s += std::string(";per_channel=") + (p.per_channel ? "1" : "0") + ";bias_int32=" + (p.quantize_bias ? "1" : "0");
+  s += ";method=" + method + ";weight_method=" + (o.weights == weight_method::mse ? "mse" : "minmax");
+  if (p.block_size) s += ";block_size=" + std::to_string(p.block_size);
+  auto list = [&](const char* key, const std::set<std::string>& v) {
+    if (v.empty()) return;
+    s += std::string(";") + key + "=";
+    bool first = true;
+    for (const auto& x : v) {
+      s += (first ? "" : ",") + x;
+      first = false;
+    }
+  };
+  list("op_types", o.placement.op_types);
+  list("exclude_nodes", o.placement.exclude_nodes);
+  list("exclude_tensors", o.placement.exclude_tensors);
+  for (const auto& [t, r] : o.range_overrides) s += ";range[" + t + "]=" + calib::detail::number_text(r.min) + "," + calib::detail::number_text(r.max);
+  for (const auto& [t, d] : o.type_overrides) s += ";type[" + t + "]=" + to_string(d);
+  return s;
+}
+
+/// The data source of the weight-only profile, which reads none.
+class no_samples final : public data::sample_source {
+ public:
+  std::int64_t size() const override { return 0; }
+  data::batch read(std::int64_t, std::int64_t) override {
+    throw_error(errc::invalid_argument, "weight-only quantization", "reads no samples");
+  }
+};
+
+inline void check_activation_type(dtype t, std::int64_t opset, const std::string& what) {
+  const bool eight = t == dtype::int8 || t == dtype::uint8;
+  const bool sixteen = t == dtype::int16 || t == dtype::uint16;
+  if (!eight && !sixteen && !is_float8(t))
+    throw_error(errc::unsupported_dtype, what, "expected int8, uint8, int16, uint16 or a float8 type, found " + to_string(t));
+  if (sixteen && opset < 21)
+    throw_error(errc::invalid_model, what, to_string(t) + " QuantizeLinear needs opset 21, the model imports " + std::to_string(opset));
+  if (is_float8(t) && opset < 19)
+    throw_error(errc::invalid_model, what, to_string(t) + " QuantizeLinear needs opset 19, the model imports " + std::to_string(opset));
+}
+
+}  // namespace detail
+
+/// Quantizes `m` in place (see the header comment) and says what it did.
+inline quantize_report quantize_static(model& m, data::sample_source& source, const quantize_options& opt) {
+  const quant_profile& profile = opt.profile;
+  const std::int64_t opset = m.opset();
+  if (opset < profile.min_opset)
+    throw_error(errc::invalid_model, "profile '" + profile.name + "'",
+                "needs opset " + std::to_string(profile.min_opset) + " or newer, the model imports " + std::to_string(opset) +
+                    " (upgrade it first: quench upgrade)");
+  if (profile.placement != qdq_placement::weights) detail::check_activation_type(profile.activation_type, opset, "activations");
+  for (const auto& [t, d] : opt.type_overrides) detail::check_activation_type(d, opset, tensor_context(t));
+  if (profile.weight_type != dtype::int8 && profile.weight_type != dtype::uint8 && !is_float8(profile.weight_type) &&
+      !(is_sub_byte(profile.weight_type) && profile.block_size > 0 && opset >= 21) &&
+      !((profile.weight_type == dtype::int16 || profile.weight_type == dtype::uint16) && opset >= 21))
+    throw_error(errc::unsupported_dtype, "weights",
+                to_string(profile.weight_type) + " weights need " + (is_sub_byte(profile.weight_type) ? "blocks and opset 21" : "opset 21") +
+                    " (the model imports " + std::to_string(opset) + ")");
+  if (profile.block_size > 0 && opset < 21)
+    throw_error(errc::invalid_model, "weights", "blocked DequantizeLinear needs opset 21, the model imports " + std::to_string(opset));
+
+  quantize_report report;
+  report.profile = profile.name;
+  graph& g = m.main_graph();
+  if (opt.preprocess) report.preprocess = passes::standard_passes(g, opset);
+  detail::name_all_nodes(g);
+  g.topological_sort();
+
+  const bool weights_only = profile.placement == qdq_placement::weights;
+  const auto floats = weights_only ? std::unordered_set<std::string>{} : detail::float_activations(m, source, opt.calibration.executor);
+  report.plan = plan_qdq(m, profile, floats, opt.placement);
+  const qdq_plan& plan = report.plan;
+
+  // Ranges: the table's, or calibration of exactly the tensors the plan needs.
+  std::string method = calib::method_name(opt.calibration.method);
+  calib::calibration_table ranges;
+  std::vector<std::string> wanted;
+  for (const std::string& t : plan.calibrated_tensors())
+    if (!opt.range_overrides.count(t)) wanted.push_back(t);
+  if (weights_only) {
+    method = "none";
+  } else if (opt.table) {
+    method = "table";
+    for (const std::string& t : wanted) {
+      const calib::tensor_calibration* e = opt.table->find(t);
+      if (!e) throw_error(errc::invalid_argument, tensor_context(t), "is quantized but the calibration table has no range for it");
+      ranges.add(*e);
+    }
+  } else if (!wanted.empty()) {
+    calib::calibrate_options co = opt.calibration;
+    co.tensors = wanted;
+    co.per_channel = false;  // QDQ activations take one scale
+    co.progress = opt.progress;
+    ranges = calib::calibrate(m, source, co).table;
+    report.calibration_samples = source.size();
+  }
+  report.table = ranges;
+
+  std::map<std::string, qparams> params;
+  for (const planned_activation& a : plan.activations) {
+    quantized_tensor qt;
+    qt.name = a.name;
+    qt.range_of = a.range_of;
+    qt.shared_with = a.share_with;
+    auto tt = opt.type_overrides.find(a.name);
+    qt.type = tt != opt.type_overrides.end() ? tt->second : profile.activation_type;
+    if (!a.share_with.empty()) {
+      qt.method = "shared";
+    } else {
+      if (a.fixed_unit_range) {
+        qt.range = {0.0, 1.0};
+        qt.method = "fixed";
+      } else if (auto ov = opt.range_overrides.find(a.range_of); ov != opt.range_overrides.end()) {
+        qt.range = ov->second;
+        qt.method = "override";
+      } else if (const calib::tensor_calibration* e = ranges.find(a.range_of)) {
+        qt.range = e->range;
+        qt.method = method;
+      } else {
+        // Calibration never saw a finite value of it (every sample NaN, or an empty tensor).
+        throw_error(errc::invalid_value, tensor_context(a.range_of), "calibration found no finite values to choose a range from");
+      }
+      range_options ro;
+      ro.symmetric = profile.activation_symmetric;
+      try {
+        params[a.name] = choose_qparams(static_cast<float>(qt.range.min), static_cast<float>(qt.range.max), qt.type, ro);
+      } catch (const error& e) {
+        throw error(e.code(), tensor_context(a.range_of), e.what());
+      }
+    }
+    report.tensors.push_back(std::move(qt));
+  }
+  // Shared tensors report their root's parameters.
+  std::map<std::string, calib::range> root_range;
+  for (const quantized_tensor& qt : report.tensors)
+    if (qt.shared_with.empty()) root_range[qt.name] = qt.range;
+  for (quantized_tensor& qt : report.tensors) {
+    const qparams& p = params.at(qt.shared_with.empty() ? qt.name : qt.shared_with);
+    qt.scale = p.scales[0];
+    qt.zero_point = p.zero_point(0);
+    qt.type = p.type;
+    if (!qt.shared_with.empty()) qt.range = root_range.at(qt.shared_with);
+  }
+
+  weight_options wo;
+  wo.type = profile.weight_type;
+  wo.symmetric = profile.weight_symmetric;
+  wo.method = opt.weights;
+  wo.block_size = profile.block_size;
+  report.inserted = insert_qdq(m, plan, params, wo);
+  report.settings = detail::settings_text(opt, method);
+  for (auto it = m.metadata_props.begin(); it != m.metadata_props.end();)
+    it = it->first == "quench.quantize" ? m.metadata_props.erase(it) : it + 1;
+  m.metadata_props.emplace_back("quench.quantize", report.settings);
+  return report;
+}
+
+/// The weight-only profile needs no data: weights become integer + DequantizeLinear.
+///
+///     auto opt = quench::pipeline::quantize_options{};
+///     opt.profile = quench::pipeline::profile_by_name("weight-only");
+///     quench::pipeline::quantize_static(m, opt);
+inline quantize_report quantize_static(model& m, const quantize_options& opt) {
+  if (opt.profile.placement != qdq_placement::weights)
+    throw_error(errc::invalid_argument, "profile '" + opt.profile.name + "'", "quantizes activations and needs calibration data");
+  detail::no_samples none;
+  return quantize_static(m, none, opt);
+}
+
+}  // namespace quench::pipeline
