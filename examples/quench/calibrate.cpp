@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "commands.hpp"
+#include "progress.hpp"
 #include "quench/calib/calibrate.hpp"
 #include "quench/core/atomic_file.hpp"
 #include "quench/data/npy_source.hpp"
@@ -82,18 +83,6 @@ std::pair<int, int> parse_shard(const std::string& s) {
   } catch (const std::exception&) {
   }
   throw quench::error(quench::errc::invalid_argument, "--shard '" + s + "'", "expected K/N, e.g. 0/4");
-}
-
-/// A one-line progress bar on stderr: samples, samples/s and ETA.
-void show_progress(const quench::calib::calibrate_progress& p) {
-  const double rate = p.seconds > 0 ? static_cast<double>(p.samples_done) / p.seconds : 0;
-  const double eta = rate > 0 ? static_cast<double>(p.samples_total - p.samples_done) / rate : 0;
-  const int width = 30;
-  const int filled = p.samples_total ? static_cast<int>(width * p.samples_done / p.samples_total) : width;
-  std::fprintf(stderr, "\r[%s%s] %lld/%lld samples  %.1f samples/s  ETA %.0fs ", std::string(static_cast<std::size_t>(filled), '#').c_str(),
-               std::string(static_cast<std::size_t>(width - filled), '.').c_str(), static_cast<long long>(p.samples_done),
-               static_cast<long long>(p.samples_total), rate, eta);
-  if (p.samples_done == p.samples_total) std::fprintf(stderr, "\n");
 }
 
 void run_calibrate(const calibrate_args& a) {

@@ -19,6 +19,7 @@
 // search). Memory stays one batch of activations plus the observers: each batch is run, observed
 // and released.
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -166,8 +167,10 @@ inline range histogram_range(const histogram& h, const calibrate_options& o) {
     case method::mse: {
       trt_mse_options m;
       m.num_bits = o.num_bits;
+      // pytorch-quantization's amax is symmetric; clamped to the data like the other methods, so
+      // non-negative data (after Relu) keeps the whole grid of an asymmetric type.
       const double amax = trt_mse_amax(h, m);
-      return {-amax, amax};
+      return {std::max(-amax, h.min), std::min(amax, h.max)};
     }
     case method::minmax: break;
   }

@@ -247,7 +247,7 @@ inline qdq_insert_report insert_qdq(model& m, const qdq_plan& plan, const std::m
       for (std::size_t i = 0; i < g.outputs().size(); ++i)
         if (g.outputs()[i] == src) g.set_output(i, out);
     }
-    report.dq_of[out.name()] = a.name;
+    report.dq_of[out.name()] = a.range_of;  // an absorbed Relu: the Relu's output
     report.activations.push_back(a.name);
   }
 

@@ -35,9 +35,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <set>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -66,6 +68,11 @@ struct planned_activation {
   /// Non-empty: takes the scale and zero point of this planned tensor (value-preserving op).
   std::string share_with;
   bool fixed_unit_range = false;  ///< Softmax output: [0, 1] without calibration
+  /// Bounds the values are known to keep (an absorbed Relu: >= 0; Clip: its min and max). The
+  /// range is clamped to them, so a symmetric range (a TensorRT cache, ...) still clamps as the
+  /// absorbed op did.
+  float lower_bound = -std::numeric_limits<float>::infinity();
+  float upper_bound = std::numeric_limits<float>::infinity();
   /// A graph output whose DQ output takes its name (ORT placement: the Q keeps the producer fusable).
   bool output_through_dq = false;
   /// (node, input index) pairs that read the DQ output.
@@ -141,19 +148,22 @@ inline bool constant_scalar(const value* v, float& out) {
   return true;
 }
 
-/// Whether a Clip's bounds bracket 0 (then the Q after its producer clamps as it does).
-inline bool clip_brackets_zero(const node& n, std::int64_t opset) {
-  float lo = -1.f, hi = 1.f;
-  if (opset < 11) {
-    lo = n.attr_float("min", -3.4028234663852886e38f);
-    hi = n.attr_float("max", 3.4028234663852886e38f);
-  } else {
-    if (n.input(1) && !constant_scalar(n.input(1), lo)) return false;
-    if (n.input(2) && !constant_scalar(n.input(2), hi)) return false;
-    if (!n.input(1)) lo = -1.f;
-    if (!n.input(2)) hi = 1.f;
+/// The constant bounds of a Clip (or Relu: [0, inf)); false when they are not constants.
+inline bool activation_bounds(const node& n, std::int64_t opset, float& lo, float& hi) {
+  lo = -std::numeric_limits<float>::infinity();
+  hi = std::numeric_limits<float>::infinity();
+  if (n.is("Relu")) {
+    lo = 0.f;
+    return true;
   }
-  return lo <= 0.f && hi >= 0.f;
+  if (opset < 11) {
+    lo = n.attr_float("min", lo);
+    hi = n.attr_float("max", hi);
+    return true;
+  }
+  if (n.input(1) && !constant_scalar(n.input(1), lo)) return false;
+  if (n.input(2) && !constant_scalar(n.input(2), hi)) return false;
+  return true;
 }
 
 /// The channel axis of a matrix op's weight (input 1), or -1 when only per tensor fits.
@@ -263,6 +273,7 @@ inline qdq_plan plan_qdq(const model& m, const quant_profile& profile, const std
   std::map<std::string, std::string> range_source;  // tensor -> float tensor whose range it takes
   std::map<std::string, std::string> alias;         // absorbed Y -> X
   std::set<std::string> absorbed_nodes;
+  std::map<std::string, std::pair<float, float>> bounds;
   if (ort && profile.absorb_activations && !profile.activation_symmetric && !is_float8(profile.activation_type)) {
     for (const node* n : g.nodes()) {
       if (!(n->is("Relu") || n->is("Clip")) || opt.exclude_nodes.count(n->name())) continue;
@@ -271,7 +282,11 @@ inline qdq_plan plan_qdq(const model& m, const quant_profile& profile, const std
       if (!x || !y || !x->producer() || !own_output.count(x->name()) || x->uses().size() != 1 || x->is_graph_output() ||
           y->is_graph_output() || !activation(y))
         continue;
-      if (n->is("Clip") && !detail::clip_brackets_zero(*n, opset)) continue;
+      // The Q after the producer clamps to its range, which always includes 0: exact only for
+      // bounds on either side of 0.
+      float lo, hi;
+      if (!detail::activation_bounds(*n, opset, lo, hi) || lo > 0.f || hi < 0.f) continue;
+      bounds[x->name()] = {lo, hi};
       absorbed_nodes.insert(n->name());
       alias[y->name()] = x->name();
       range_source[x->name()] = y->name();
@@ -361,6 +376,7 @@ inline qdq_plan plan_qdq(const model& m, const quant_profile& profile, const std
       a.share_with = root;
     }
     if (unit_range.count(name)) a.fixed_unit_range = true;
+    if (auto b = bounds.find(name); b != bounds.end()) std::tie(a.lower_bound, a.upper_bound) = b->second;
     if (ort) {
       consumers_of(name, a.readers);
       a.output_through_dq = v->is_graph_output();

@@ -19,6 +19,7 @@
 // (6) the Q/DQ nodes (insert_qdq.hpp) and a metadata entry "quench.quantize" with quench's
 // version and every setting. The same model, data and options give a byte-identical file.
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -59,8 +60,10 @@ struct quantize_options {
   std::map<std::string, calib::range> range_overrides;
   /// Per-tensor activation types (int8, uint8, int16, uint16; 16-bit needs opset 21).
   std::map<std::string, dtype> type_overrides;
-  /// Ranges to use instead of calibrating (tensors missing from it are an error). Not owned.
+  /// Ranges to use instead of calibrating (tensors missing from it are an error, or calibrated
+  /// with `calibrate_missing`). Not owned.
   const calib::calibration_table* table = nullptr;
+  bool calibrate_missing = false;
   /// Called after each calibration batch.
   std::function<void(const calib::calibrate_progress&)> progress;
 };
@@ -212,10 +215,21 @@ inline quantize_report quantize_static(model& m, data::sample_source& source, co
     method = "none";
   } else if (opt.table) {
     method = "table";
+    std::vector<std::string> missing;
     for (const std::string& t : wanted) {
-      const calib::tensor_calibration* e = opt.table->find(t);
-      if (!e) throw_error(errc::invalid_argument, tensor_context(t), "is quantized but the calibration table has no range for it");
-      ranges.add(*e);
+      if (const calib::tensor_calibration* e = opt.table->find(t))
+        ranges.add(*e);
+      else if (opt.calibrate_missing)
+        missing.push_back(t);
+      else
+        throw_error(errc::invalid_argument, tensor_context(t), "is quantized but the calibration table has no range for it");
+    }
+    if (!missing.empty()) {
+      calib::calibrate_options co = opt.calibration;
+      co.tensors = missing;
+      co.per_channel = false;
+      const calib::calibration_result extra = calib::calibrate(m, source, co);
+      for (const auto& e : extra.table.entries()) ranges.add(e);
     }
   } else if (!wanted.empty()) {
     calib::calibrate_options co = opt.calibration;
@@ -251,6 +265,9 @@ inline quantize_report quantize_static(model& m, data::sample_source& source, co
         // Calibration never saw a finite value of it (every sample NaN, or an empty tensor).
         throw_error(errc::invalid_value, tensor_context(a.range_of), "calibration found no finite values to choose a range from");
       }
+      qt.range.min = std::max(qt.range.min, static_cast<double>(a.lower_bound));
+      qt.range.max = std::min(qt.range.max, static_cast<double>(a.upper_bound));
+      if (qt.range.min > qt.range.max) qt.range.max = qt.range.min;
       range_options ro;
       ro.symmetric = profile.activation_symmetric;
       try {
