@@ -242,6 +242,9 @@ void run_quantize(const quantize_args& a) {
 
   const auto& rep = r.report;
   const auto in_size = std::filesystem::file_size(a.input), out_size = std::filesystem::file_size(a.output);
+  if (rep.opset_before != r.quantized.opset())
+    std::printf("opset %lld -> %lld (the profile needs it): %zu nodes rewritten, %zu moved\n", static_cast<long long>(rep.opset_before),
+                static_cast<long long>(r.quantized.opset()), rep.upgrade.rewrites, rep.upgrade.moved);
   std::printf("%s: %zu activations, %zu weights, %zu int32 biases quantized; %zu Relu/Clip absorbed; %zu layer(s) kept in float\n",
               rep.profile.c_str(), rep.inserted.activations.size(), rep.inserted.weights.size(), rep.inserted.biases.size(),
               rep.plan.absorbed.size(), r.fell_back.size());

@@ -114,15 +114,21 @@ inline fallback_result quantize_with_fallback(const std::function<model()>& load
   std::stable_sort(r.sensitivity.begin(), r.sensitivity.end(),
                    [](const layer_sensitivity& a, const layer_sensitivity& b) { return a.sqnr_db > b.sqnr_db; });
 
+  // Greedy, in sensitivity order; a layer whose fallback does not raise the output SQNR given the
+  // ones already in float (errors interact) is skipped, so the result never gets worse.
   quantize_options o = base;
-  const std::size_t limit = fo.max_fallback < 0 ? r.sensitivity.size() : std::min<std::size_t>(r.sensitivity.size(), static_cast<std::size_t>(fo.max_fallback));
+  const std::size_t limit = fo.max_fallback < 0 ? r.sensitivity.size() : static_cast<std::size_t>(fo.max_fallback);
   double current = r.initial_sqnr_db;
-  for (std::size_t k = 0; k < limit && !good_enough(current); ++k) {
-    o.placement.exclude_nodes.insert(r.sensitivity[k].node);
+  for (std::size_t k = 0; k < r.sensitivity.size() && r.fell_back.size() < limit && !good_enough(current); ++k) {
+    quantize_options trial = o;
+    trial.placement.exclude_nodes.insert(r.sensitivity[k].node);
     quantize_report rep;
-    model q = build(o, rep);
+    model q = build(trial, rep);
     model_error_report e = measure(q, rep);
-    current = e.output_sqnr_db();
+    const double s = e.output_sqnr_db();
+    if (!(s > current)) continue;
+    o = trial;
+    current = s;
     r.fell_back.push_back(r.sensitivity[k].node);
     r.sqnr_after.push_back(current);
     r.quantized = std::move(q);

@@ -244,6 +244,8 @@ inline qdq_insert_report insert_qdq(model& m, const qdq_plan& plan, const std::m
     value& out = *dq.output(0);
     for (const auto& [reader, index] : a.readers) g.set_input(node_named(reader), index, &out);
     if (dq_name == a.name && a.output_through_dq) {
+      out.set_elem_type(src->elem_type());  // the graph output keeps its declared type and shape
+      out.set_dims(src->dims());
       for (std::size_t i = 0; i < g.outputs().size(); ++i)
         if (g.outputs()[i] == src) g.set_output(i, out);
     }

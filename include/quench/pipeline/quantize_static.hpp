@@ -35,6 +35,7 @@
 #include "quench/data/sample_source.hpp"
 #include "quench/graph/model.hpp"
 #include "quench/graph/passes/standard.hpp"
+#include "quench/graph/passes/upgrade_opset.hpp"
 #include "quench/pipeline/insert_qdq.hpp"
 #include "quench/pipeline/qdq_plan.hpp"
 #include "quench/pipeline/quant_profile.hpp"
@@ -53,6 +54,9 @@ struct quantize_options {
   /// size, executor threads, progress callback. `tensors` is set by quantize_static.
   calib::calibrate_options calibration;
   weight_method weights = weight_method::minmax;
+  /// Upgrade the model's opset when the profile needs a newer one (per-channel QDQ 13, float8 19,
+  /// 16-bit and 4-bit QDQ 21) instead of refusing it.
+  bool upgrade_opset = true;
   /// Run passes::standard_passes first (models exported with weights in Constant nodes or with
   /// BatchNormalization need it; a model already prepared is left as it is).
   bool preprocess = true;
@@ -82,6 +86,8 @@ struct quantized_tensor {
 
 struct quantize_report {
   std::string profile;
+  std::int64_t opset_before = 0;  ///< the model's opset as given
+  passes::upgrade_report upgrade;  ///< what the opset upgrade did (nothing when none was needed)
   passes::standard_report preprocess;
   qdq_plan plan;
   qdq_insert_report inserted;
@@ -177,6 +183,16 @@ inline void check_activation_type(dtype t, std::int64_t opset, const std::string
 /// Quantizes `m` in place (see the header comment) and says what it did.
 inline quantize_report quantize_static(model& m, data::sample_source& source, const quantize_options& opt) {
   const quant_profile& profile = opt.profile;
+  quantize_report report;
+  // Per-channel weights need DequantizeLinear's axis (13).
+  std::int64_t needed = std::max<std::int64_t>(profile.min_opset, profile.per_channel ? 13 : 10);
+  for (const auto& kv : opt.type_overrides)
+    if (kv.second == dtype::int16 || kv.second == dtype::uint16) needed = std::max<std::int64_t>(needed, 21);
+  if (profile.block_size > 0 || is_sub_byte(profile.weight_type) || profile.weight_type == dtype::int16 || profile.weight_type == dtype::uint16)
+    needed = std::max<std::int64_t>(needed, 21);
+  if (is_float8(profile.activation_type) || is_float8(profile.weight_type)) needed = std::max<std::int64_t>(needed, 19);
+  report.opset_before = m.opset();
+  if (opt.upgrade_opset && m.opset() > 0 && m.opset() < needed) report.upgrade = passes::upgrade_opset(m, needed);
   const std::int64_t opset = m.opset();
   if (opset < profile.min_opset)
     throw_error(errc::invalid_model, "profile '" + profile.name + "'",
@@ -193,7 +209,6 @@ inline quantize_report quantize_static(model& m, data::sample_source& source, co
   if (profile.block_size > 0 && opset < 21)
     throw_error(errc::invalid_model, "weights", "blocked DequantizeLinear needs opset 21, the model imports " + std::to_string(opset));
 
-  quantize_report report;
   report.profile = profile.name;
   graph& g = m.main_graph();
   if (opt.preprocess) report.preprocess = passes::standard_passes(g, opset);
