@@ -13,5 +13,6 @@ void add_compare_command(CLI::App& app);
 void add_calibrate_command(CLI::App& app);
 void add_merge_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
+void add_upgrade_command(CLI::App& app);
 
 }  // namespace quench_cli

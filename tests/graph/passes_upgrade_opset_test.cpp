@@ -217,6 +217,32 @@ TEST_CASE("upgrade_opset: Softmax on the last axis only changes version") {
     CHECK(only(m.main_graph(), "Flatten")->attr_int("axis", 0) == 1);
     CHECK(only(m.main_graph(), "Reshape")->attr_int("allowzero", 0) == 1);
   }
+  SUBCASE("the rank follows from the producers: a Reshape to a computed shape, then Transpose and Mul") {
+    auto build = [](bool squeeze_all) {
+      return [squeeze_all](model& mm) {
+        graph& g = mm.main_graph();
+        auto& x = g.add_input("x", f32, dims({2, 12}));
+        auto& shape = g.add_input("shape", 7, dims({3}));  // rank known, values not
+        auto& r = g.add_node("Reshape", {&x, &shape}, {"r"}, "reshape");
+        auto& t = g.add_node("Transpose", {r.output(0)}, {"t"}, "transpose");
+        t.set_attribute(attribute::make_ints("perm", {2, 0, 1}));
+        auto& k = g.add_initializer(floats({}, {0.5f}, "k"));
+        auto& mul = g.add_node("Mul", {t.output(0), &k}, {"m"}, "mul");
+        quench::value* in = mul.output(0);
+        if (squeeze_all) in = g.add_node("Squeeze", {in}, {"s"}, "squeeze").output(0);
+        auto& sm = g.add_node("Softmax", {in}, {"y"}, "sm");
+        sm.set_attribute(attribute::make_int("axis", 2));
+        g.add_output(*sm.output(0));
+      };
+    };
+    model m = make(11, build(false));
+    qp::upgrade_opset(m, 13);
+    CHECK(count_ops(m.main_graph(), "Flatten") == 0);
+    // Squeeze without axes removes every size-1 axis: the rank is unknown again.
+    model s = make(11, build(true));
+    qp::upgrade_opset(s, 13);
+    CHECK(count_ops(s.main_graph(), "Flatten") == 1);
+  }
   SUBCASE("an axis outside the rank is an error naming the node") {
     model m = make(11, unary("Softmax", {2, 3}, [](node& n) { n.set_attribute(attribute::make_int("axis", 2)); }));
     CHECK_THROWS_WITH_AS(qp::upgrade_opset(m, 13), doctest::Contains("node 'n' (Softmax)"), quench::error);

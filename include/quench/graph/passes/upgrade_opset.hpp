@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cstdint>
+#include <initializer_list>
 #include <iterator>
 #include <map>
 #include <optional>
@@ -152,6 +153,85 @@ inline dtype upgrade_known_dtype(const value* v) {
   return dtype::undefined;
 }
 
+inline bool upgrade_is_any_of(const std::string& op, std::initializer_list<const char*> ops) {
+  for (const char* o : ops)
+    if (op == o) return true;
+  return false;
+}
+
+/// Number of axes in an `axes` list of `p`: the attribute, or a constant input 1 (the form from
+/// opset 13, which an earlier rewrite of this pass may already have produced).
+inline std::optional<std::int64_t> upgrade_axes_count(const node& p) {
+  if (const attribute* a = p.find_attribute("axes"))
+    return a->type == attribute_type::ints ? std::optional<std::int64_t>(static_cast<std::int64_t>(a->ints.size()))
+                                           : std::nullopt;
+  if (const tensor* t = upgrade_constant(p.input(1)); t && t->rank() == 1) return static_cast<std::int64_t>(t->size());
+  return std::nullopt;
+}
+
+/// Rank of `v`: declared, or derived from the producer by the output-rank rules of its schema
+/// (same rank as input 0; the largest input rank for broadcasting operators; the shape length
+/// for Reshape; MatMul's 1-D promotion; Squeeze/Unsqueeze by their axes). ONNX's shape inference
+/// leaves a Reshape to a computed shape without a rank, which is what torch exports at opset 9
+/// before a Softmax. Nullopt when nothing says; `budget` bounds the walk.
+inline std::optional<std::int64_t> upgrade_known_rank(const value* v, int& budget) {
+  if (!v || --budget < 0) return std::nullopt;
+  if (v->dims()) return static_cast<std::int64_t>(v->dims()->size());
+  v = resolve_outer(v);
+  if (v->dims()) return static_cast<std::int64_t>(v->dims()->size());
+  if (v->is_initializer()) return static_cast<std::int64_t>(v->initializer()->rank());
+  const node* p = v->producer();
+  if (!p || (!p->domain().empty() && p->domain() != "ai.onnx")) return std::nullopt;
+  const std::string& op = p->op_type();
+  auto in0 = [&] { return upgrade_known_rank(p->input(0), budget); };
+  if (upgrade_is_any_of(op, {"Abs", "Cast", "CastLike", "Ceil", "Celu", "Clip", "Cos", "Elu", "Erf", "Exp", "Floor",
+                             "Gelu", "HardSigmoid", "HardSwish", "Hardmax", "Identity", "LeakyRelu", "Log",
+                             "LogSoftmax", "Neg", "Not", "Reciprocal", "Relu", "Round", "Selu", "Sigmoid", "Sign",
+                             "Sin", "Softmax", "Softplus", "Softsign", "Sqrt", "Tanh", "ThresholdedRelu",
+                             "InstanceNormalization", "LRN", "QuantizeLinear", "DequantizeLinear", "Concat", "Split",
+                             "Slice", "Pad", "Tile", "Resize", "Upsample", "Conv", "ConvTranspose", "AveragePool",
+                             "GlobalAveragePool", "GlobalMaxPool", "Transpose", "DepthToSpace", "SpaceToDepth"}))
+    return in0();
+  // Dropout, BatchNormalization, LayerNormalization and MaxPool: output 0 has the input's shape.
+  if (upgrade_is_any_of(op, {"Dropout", "BatchNormalization", "LayerNormalization", "MaxPool"}))
+    return v->producer_output() == 0 ? in0() : std::nullopt;
+  if (upgrade_is_any_of(op, {"Add", "Sub", "Mul", "Div", "Pow", "PRelu", "Max", "Min", "Sum", "Mean", "Equal", "Less",
+                             "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Where"})) {
+    std::int64_t r = 0;
+    for (const value* in : p->inputs()) {
+      const auto ri = upgrade_known_rank(in, budget);
+      if (!in || !ri) return std::nullopt;
+      r = std::max(r, *ri);
+    }
+    return r;
+  }
+  if (op == "MatMul") {
+    const auto a = in0(), b = upgrade_known_rank(p->input(1), budget);
+    if (!a || !b || *a < 1 || *b < 1) return std::nullopt;
+    if (*a == 1 && *b == 1) return 0;
+    if (*a == 1 || *b == 1) return std::max(*a, *b) - 1;
+    return std::max(*a, *b);
+  }
+  if (op == "Reshape") {
+    if (const attribute* a = p->find_attribute("shape"); a && a->type == attribute_type::ints)
+      return static_cast<std::int64_t>(a->ints.size());  // Reshape-1
+    const value* s = p->input(1);
+    if (const tensor* t = upgrade_constant(s); t && t->rank() == 1) return static_cast<std::int64_t>(t->size());
+    if (s && s->dims() && s->dims()->size() == 1 && (*s->dims())[0].value) return *(*s->dims())[0].value;
+    return std::nullopt;
+  }
+  if (op == "Squeeze" || op == "Unsqueeze") {
+    const auto r = in0();
+    const auto k = upgrade_axes_count(*p);
+    // An empty Squeeze list removes every size-1 axis, however many there are.
+    if (!r || !k || (*k == 0 && op == "Squeeze")) return std::nullopt;
+    return op == "Squeeze" ? *r - *k : *r + *k;
+  }
+  if (op == "Flatten" || op == "Gemm") return 2;
+  if (op == "Shape") return 1;
+  return std::nullopt;
+}
+
 /// Replaces node `old` by the nodes already built: every use of old's output i (node inputs,
 /// sub-graph reads, graph output slots) moves to `repl[i]`, which then takes the old output's
 /// name, so consumers and users see the same tensor names. `repl[i]` may be null for an output
@@ -218,8 +298,8 @@ inline void upgrade_softmax_13(upgrade_step& s) {
   if (n.outputs().size() != 1 || !n.output(0)) s.fail(errc::invalid_model, "expected exactly one output");
   const std::int64_t axis = n.attr_int("axis", 1);
   value& x = *n.input(0);
-  std::optional<std::int64_t> rank;
-  if (x.dims()) rank = static_cast<std::int64_t>(x.dims()->size());
+  int budget = 256;
+  const std::optional<std::int64_t> rank = upgrade_known_rank(&x, budget);
   if (rank && (axis < -*rank || axis >= *rank))
     s.fail(errc::invalid_model, "axis " + std::to_string(axis) + " is outside [-r, r-1] for input '" + x.name() +
                                     "' of rank " + std::to_string(*rank));

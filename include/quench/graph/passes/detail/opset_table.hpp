@@ -3,15 +3,21 @@
 // versions at which its definition changed, up to opset 21.
 //
 // Sources (facts, checked one by one; nothing here is taken from another tool's code):
-//   * versions up to 17: the schemas of onnx 1.12 (onnx.defs.get_all_schemas_with_history()),
+//   * versions up to 17: the schemas of onnx 1.12 (onnx.defs.get_all_schemas_with_history()):
 //     every since_version, with the inputs, attributes, defaults and type constraints of
 //     consecutive versions compared side by side, and the doc text diffed where they agree;
-//   * versions 18 to 21: docs/Changelog.md of onnx/onnx ("Version 18/19/20/21 of the default ONNX
-//     operator set"), cross-checked against the adapter registrations of
-//     onnx/version_converter/convert.h (17 -> 18 ... 20 -> 21) and the lists of updated
-//     operators in torch/onnx/symbolic_opset18.py and symbolic_opset19.py;
+//   * versions 18 to 21: the adapter registrations of onnx/onnx
+//     onnx/version_converter/convert.h (17 -> 18 ... 20 -> 21: which operators got a new
+//     version and which adapters are "compatible"), the lists of updated operators in
+//     torch/onnx/symbolic_opset18.py and symbolic_opset19.py, docs/Changelog.md of onnx/onnx
+//     for Resize-18, and the Split-18 backend test (uneven num_outputs) with split_17_18.h;
 //   * the IR version each opset needs: the "Released Versions" table of onnx/onnx
-//     docs/Versioning.md.
+//     docs/Versioning.md;
+//   * Resize-10 and Upsample's nearest rounding: quench/runtime/ops/resize.hpp (which follows
+//     ONNX Runtime's "simple" mode); ConvTranspose's SAME_* split: onnx/onnx#1609 and
+//     microsoft/onnxruntime#12537.
+// Every rewrite is checked in ONNX Runtime against the old definition
+// (tests/onnx/upgrade_opset_ort_test.cpp).
 //
 // What changed at each version, for the operators where it matters (everything else is new
 // types, negative axes, or a new attribute whose default is the old behaviour):
@@ -175,11 +181,12 @@ inline constexpr opset_history opset_histories[] = {
 };
 
 inline constexpr bool opset_histories_sorted() noexcept {
-  for (std::size_t i = 1; i < sizeof(opset_histories) / sizeof(opset_histories[0]); ++i) {
-    if (!(opset_histories[i - 1].op < opset_histories[i].op)) return false;
+  for (std::size_t i = 0; i < sizeof(opset_histories) / sizeof(opset_histories[0]); ++i) {
+    if (i > 0 && !(opset_histories[i - 1].op < opset_histories[i].op)) return false;
     const auto& s = opset_histories[i].since;
-    for (std::size_t k = 1; k < s.size() && s[k] != 0; ++k)
-      if (s[k] <= s[k - 1] || s[k] > upgrade_max_opset) return false;
+    if (s[0] < 1) return false;
+    for (std::size_t k = 0; k < s.size() && s[k] != 0; ++k)
+      if ((k > 0 && s[k] <= s[k - 1]) || s[k] > upgrade_max_opset) return false;
   }
   return true;
 }
