@@ -35,5 +35,20 @@ if(TARGET quench_onnx_tests AND QUENCH_NODE AND EXISTS ${CMAKE_CURRENT_SOURCE_DI
     add_test(NAME upgrade_opset_torch_ort
       COMMAND ${_compare} --list ${_upgrade_dir}/torch/pairs.txt --seed 1 --runs 2 --dims batch=2)
     set_tests_properties(upgrade_opset_torch_ort PROPERTIES FIXTURES_REQUIRED upgrade_torch LABELS "reference")
+    # The command line: quench upgrade on the transformer (defined later in examples/, hence the
+    # generator expression), the result in ONNX Runtime, and a refused downgrade.
+    if(QUENCH_BUILD_EXAMPLES)
+      set(_cli_in ${CMAKE_CURRENT_BINARY_DIR}/e2e/torch_models/transformer_op9.onnx)
+      set(_cli_out ${CMAKE_CURRENT_BINARY_DIR}/upgrade_opset_cli_transformer_op13.onnx)
+      add_test(NAME upgrade_opset_cli COMMAND $<TARGET_FILE:quench_cli> upgrade ${_cli_in} -o ${_cli_out} --opset 13 -v)
+      set_tests_properties(upgrade_opset_cli PROPERTIES FIXTURES_REQUIRED torch_models FIXTURES_SETUP upgrade_cli
+        LABELS "example" PASS_REGULAR_EXPRESSION "ai.onnx opset 9 -> 13 .*Unsqueeze +6")
+      add_test(NAME upgrade_opset_cli_ort COMMAND ${_compare} ${_cli_in} ${_cli_out} --seed 1 --runs 2 --dims batch=2)
+      set_tests_properties(upgrade_opset_cli_ort PROPERTIES FIXTURES_REQUIRED upgrade_cli LABELS "example")
+      add_test(NAME upgrade_opset_cli_downgrade
+        COMMAND $<TARGET_FILE:quench_cli> upgrade ${_cli_out} -o ${_cli_out}.downgraded.onnx --opset 9)
+      set_tests_properties(upgrade_opset_cli_downgrade PROPERTIES FIXTURES_REQUIRED upgrade_cli LABELS "example"
+        PASS_REGULAR_EXPRESSION "downgrading is not supported")
+    endif()
   endif()
 endif()
