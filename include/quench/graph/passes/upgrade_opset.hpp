@@ -898,7 +898,9 @@ inline upgrade_report upgrade_opset(model& m, std::int64_t target, const upgrade
                 "the model carries training_info, whose graphs quench keeps opaque and cannot upgrade");
   detail::upgrade_graph(m.main_graph(), from, target, o, /*dry_run=*/true, r);
   detail::upgrade_graph(m.main_graph(), from, target, o, /*dry_run=*/false, r);
-  m.set_opset("", target);
+  // Both spellings of the default domain, should a model import it twice.
+  for (opset_import& o : m.opset_imports)
+    if (model::same_domain(o.domain, "")) o.version = target;
   // Opsets 7 and 8 run on IR 3, where every initializer must also be a graph input; the first
   // rewrite that adds one is Upsample's at 9 (IR 4), so raising to the target's minimum suffices.
   m.ir_version = std::max(m.ir_version, detail::min_ir_version(target));
