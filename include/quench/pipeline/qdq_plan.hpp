@@ -213,6 +213,9 @@ inline qdq_plan plan_qdq(const model& m, const quant_profile& profile, const std
     if (profile.placement == qdq_placement::weights) {
       // Weights only: no activation is looked at, so no data is needed.
       if (!detail::is_matrix_op(op) || !float_weight(n->input(1))) continue;
+      // Blocks run along the reduction axis of a matrix; a Conv's (C x kh x kw) is short and
+      // strided, so blocked 4-bit weights are for Gemm/MatMul (as ORT's MatMulNBits).
+      if (profile.block_size > 0 && op != "Gemm" && op != "MatMul") continue;
       const tensor& w = *n->input(1)->initializer();
       std::int64_t axis = profile.per_channel && opset >= 13 ? detail::weight_channel_axis(*n, w.rank()) : -1;
       if (axis >= static_cast<std::int64_t>(w.rank())) axis = -1;

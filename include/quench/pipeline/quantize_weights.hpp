@@ -30,8 +30,9 @@
 #include "quench/core/error.hpp"
 #include "quench/core/tensor.hpp"
 #include "quench/graph/model.hpp"
-#include "quench/quant/choose_qparams.hpp"
-#include "quench/quant/quantize.hpp"
+#include "quench/pipeline/insert_qdq.hpp"
+#include "quench/pipeline/qdq_plan.hpp"
+#include "quench/pipeline/quant_profile.hpp"
 
 namespace quench::pipeline {
 
@@ -48,47 +49,6 @@ struct weight_quant_report {
   std::size_t bytes_before = 0, bytes_after = 0;
 };
 
-namespace detail {
-
-/// The channel axis of `n`'s weight (input 1), or -1 when per-tensor is the only choice.
-inline std::int64_t weight_axis(const node& n, std::size_t rank) {
-  const std::string& op = n.op_type();
-  if (op == "Conv") return 0;
-  if (op == "ConvTranspose") return 1;
-  if (op == "Gemm") return n.attr_int("transB", 0) ? 0 : 1;
-  if (op == "MatMul") return rank == 2 ? 1 : -1;  // batched B: one range per tensor
-  return -1;
-}
-
-/// A 1-D tensor of the qparams' scales (or a scalar per tensor).
-inline tensor scale_tensor(const qparams& p, const std::string& name, bool per_axis) {
-  tensor s = per_axis ? tensor(dtype::float32, {static_cast<std::int64_t>(p.scales.size())}, name) : tensor(dtype::float32, {}, name);
-  auto v = s.view<float>();
-  for (std::size_t i = 0; i < p.scales.size(); ++i) v[i] = p.scales[i];
-  return s;
-}
-
-/// The zero points in the quantized type, shaped like the scales.
-inline tensor zero_point_tensor(const qparams& p, const std::string& name, bool per_axis) {
-  const std::int64_t n = static_cast<std::int64_t>(p.scales.size());
-  tensor z = per_axis ? tensor(p.type, {n}, name) : tensor(p.type, {}, name);
-  auto fill = [&](auto tag) {
-    using Q = decltype(tag);
-    auto v = z.view<Q>();
-    for (std::size_t i = 0; i < p.scales.size(); ++i) v[i] = static_cast<Q>(p.zero_point(i));
-  };
-  switch (p.type) {
-    case dtype::int8: fill(std::int8_t{}); break;
-    case dtype::uint8: fill(std::uint8_t{}); break;
-    case dtype::int16: fill(std::int16_t{}); break;
-    case dtype::uint16: fill(std::uint16_t{}); break;
-    default: throw_error(errc::unsupported_dtype, "quantize_weights", "weights of type " + to_string(p.type) + " are not supported here");
-  }
-  return z;
-}
-
-}  // namespace detail
-
 /// Replaces the float weights of the model's matrix ops by integer initializers + DequantizeLinear
 /// (see the header comment); returns what changed. The model stays valid: nodes are re-sorted
 /// topologically and float weights no longer used are removed.
@@ -98,53 +58,37 @@ inline weight_quant_report quantize_weights(model& m, const weight_quant_options
   if ((opt.type == dtype::int16 || opt.type == dtype::uint16) && m.opset() < 21)
     throw_error(errc::invalid_model, "quantize_weights", "16-bit DequantizeLinear needs opset 21, the model imports " + std::to_string(m.opset()));
   if (m.opset() < 10) throw_error(errc::invalid_model, "quantize_weights", "DequantizeLinear needs opset 10, the model imports " + std::to_string(m.opset()));
+  quant_profile profile = profile_by_name("weight-only");
+  profile.weight_type = opt.type;
+  profile.weight_symmetric = opt.symmetric;
+  profile.per_channel = opt.per_channel;
+  plan_options po;
+  po.op_types = opt.op_types;
+  po.exclude_nodes = opt.exclude_nodes;
+  // Plans name nodes; unnamed ones get names only for the plan's sake.
   graph& g = m.main_graph();
-  weight_quant_report report;
-  std::map<std::pair<std::string, std::int64_t>, value*> done;  // (weight, axis) -> DQ output
-  std::set<value*> replaced;
-  std::set<std::string> seen;
-  for (node* n : g.nodes()) {
-    if (!opt.op_types.count(n->op_type()) || opt.exclude_nodes.count(n->name())) continue;
-    if (!n->domain().empty() || n->inputs().size() < 2) continue;
-    value* w = n->input(1);
-    if (!w || !w->is_initializer() || w->is_graph_input() || w->initializer()->dtype() != dtype::float32 || w->initializer()->size() == 0)
-      continue;
-    const tensor& wt = *w->initializer();
-    std::int64_t axis = opt.per_channel && m.opset() >= 13 ? detail::weight_axis(*n, wt.rank()) : -1;
-    if (axis >= static_cast<std::int64_t>(wt.rank())) axis = -1;
-    auto key = std::make_pair(w->name(), axis);
-    auto it = done.find(key);
-    if (it == done.end()) {
-      range_options ro;
-      ro.symmetric = opt.symmetric;
-      qparams p;
-      try {
-        p = axis >= 0 ? qparams_from_data(wt.view<float>(), opt.type, axis, ro) : qparams_from_data(wt.view<float>(), opt.type, ro);
-      } catch (const error& e) {
-        throw error(e.code(), tensor_context(w->name()), e.what());  // name the weight
-      }
-      // A weight quantized again along another axis gets names of its own.
-      const std::string base = seen.insert(w->name()).second ? w->name() : w->name() + "_axis" + std::to_string(axis);
-      auto fresh = [&](const std::string& want) { return g.find_value(want) ? g.unique_name(want) : want; };
-      tensor q = quantize(wt, p);
-      q.set_name(fresh(base + "_quantized"));
-      report.bytes_before += wt.nbytes();
-      report.bytes_after += q.nbytes() + p.scales.size() * (4 + storage_bytes(p.type, 1));
-      value& qv = g.add_initializer(std::move(q));
-      value& sv = g.add_initializer(detail::scale_tensor(p, fresh(base + "_scale"), axis >= 0));
-      value& zv = g.add_initializer(detail::zero_point_tensor(p, fresh(base + "_zero_point"), axis >= 0));
-      node& dq = g.add_node("DequantizeLinear", {&qv, &sv, &zv}, {fresh(base + "_DequantizeLinear_Output")},
-                            fresh(base + "_DequantizeLinear"));
-      if (axis >= 0) dq.set_attribute(attribute::make_int("axis", axis));
-      it = done.emplace(key, dq.output(0)).first;
-      report.quantized.push_back(w->name());
+  std::vector<std::pair<node*, std::string>> renamed;
+  std::set<std::string> used;
+  for (node* n : g.nodes())
+    if (n->name().empty() || !used.insert(n->name()).second) {
+      renamed.emplace_back(n, n->name());
+      std::string name;
+      for (std::size_t k = used.size();; ++k)
+        if (used.insert(name = "quench_weights_node_" + std::to_string(k)).second) break;
+      n->set_name(name);
     }
-    g.set_input(*n, 1, it->second);
-    replaced.insert(w);
-  }
-  for (value* w : replaced)
-    if (!w->has_uses() && !w->is_graph_output()) g.remove_value(*w);
+  const qdq_plan plan = plan_qdq(m, profile, {}, po);
+  weight_options wo;
+  wo.type = opt.type;
+  wo.symmetric = opt.symmetric;
+  qdq_insert_report ins;
+  insert_weight_qdq(g, plan.weights, wo, ins);
+  for (auto& [n, name] : renamed) n->set_name(name);
   g.topological_sort();
+  weight_quant_report report;
+  report.quantized = ins.weights;
+  report.bytes_before = ins.weight_bytes_before;
+  report.bytes_after = ins.weight_bytes_after;
   return report;
 }
 

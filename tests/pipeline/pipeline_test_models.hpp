@@ -1,0 +1,63 @@
+#pragma once
+// Small float models for the pipeline tests, built through the graph API.
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "quench/core/tensor.hpp"
+#include "quench/data/sample_source.hpp"
+#include "quench/graph/model.hpp"
+
+namespace quench_test {
+
+inline quench::tensor random_tensor(quench::shape s, const std::string& name, std::uint32_t seed, float spread = 1.f, float mean = 0.f) {
+  quench::tensor t(quench::dtype::float32, std::move(s), name);
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> n(mean, spread);
+  for (auto& v : t.view<float>()) v = n(rng);
+  return t;
+}
+
+/// x [N,3,8,8] -> Conv(W1,B1) -> Relu -> MaxPool 2x2 -> Conv(W2,B2, pad 1) -> Add(., pool) -> Relu
+///   -> Flatten -> Gemm(W3 [10,64], B3, transB) -> Softmax -> y
+inline quench::model residual_cnn(std::int64_t opset = 13) {
+  quench::model m;
+  m.set_opset("", opset);
+  auto& g = m.main_graph();
+  auto& x = g.add_input("x", 1, std::vector<quench::dim>{quench::dim{{}, "N"}, quench::dim{3, {}}, quench::dim{8, {}}, quench::dim{8, {}}});
+  auto& w1 = g.add_initializer(random_tensor({4, 3, 3, 3}, "W1", 1, 0.4f));
+  auto& b1 = g.add_initializer(random_tensor({4}, "B1", 2, 0.1f));
+  auto& c1 = g.add_node("Conv", {&x, &w1, &b1}, {"c1"}, "conv1");
+  c1.set_attribute(quench::attribute::make_ints("pads", {1, 1, 1, 1}));
+  auto& r1 = g.add_node("Relu", {c1.output(0)}, {"r1"}, "relu1");
+  auto& p = g.add_node("MaxPool", {r1.output(0)}, {"p"}, "pool");
+  p.set_attribute(quench::attribute::make_ints("kernel_shape", {2, 2}));
+  p.set_attribute(quench::attribute::make_ints("strides", {2, 2}));
+  auto& w2 = g.add_initializer(random_tensor({4, 4, 3, 3}, "W2", 3, 0.3f));
+  auto& b2 = g.add_initializer(random_tensor({4}, "B2", 4, 0.1f));
+  auto& c2 = g.add_node("Conv", {p.output(0), &w2, &b2}, {"c2"}, "conv2");
+  c2.set_attribute(quench::attribute::make_ints("pads", {1, 1, 1, 1}));
+  auto& add = g.add_node("Add", {c2.output(0), p.output(0)}, {"s"}, "add");
+  auto& r2 = g.add_node("Relu", {add.output(0)}, {"r2"}, "relu2");
+  auto& f = g.add_node("Flatten", {r2.output(0)}, {"f"}, "flatten");
+  auto& w3 = g.add_initializer(random_tensor({10, 64}, "W3", 5, 0.2f));
+  auto& b3 = g.add_initializer(random_tensor({10}, "B3", 6, 0.1f));
+  auto& gemm = g.add_node("Gemm", {f.output(0), &w3, &b3}, {"logits"}, "gemm");
+  gemm.set_attribute(quench::attribute::make_int("transB", 1));
+  auto& sm = g.add_node("Softmax", {gemm.output(0)}, {"y"}, "softmax");
+  sm.set_attribute(quench::attribute::make_int("axis", 1));
+  g.add_output(*sm.output(0));
+  return m;
+}
+
+/// `n` seeded normal samples for input "x" of residual_cnn.
+inline quench::data::tensor_source residual_cnn_data(std::int64_t n, std::uint32_t seed = 11) {
+  std::vector<std::pair<std::string, quench::tensor>> in;
+  in.emplace_back("x", random_tensor({n, 3, 8, 8}, "x", seed));
+  return quench::data::tensor_source(std::move(in));
+}
+
+}  // namespace quench_test

@@ -1,0 +1,225 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "pipeline_test_models.hpp"
+#include "quench/pipeline/error_report.hpp"
+#include "quench/pipeline/fallback.hpp"
+#include "quench/pipeline/quantize_static.hpp"
+
+using quench::dtype;
+using quench::pipeline::profile_by_name;
+using quench::pipeline::quantize_options;
+using quench::pipeline::quantize_static;
+
+namespace {
+const quench::tensor& init(const quench::model& m, const std::string& name) {
+  const quench::value* v = m.main_graph().find_value(name);
+  REQUIRE_MESSAGE(v, name);
+  REQUIRE_MESSAGE(v->initializer(), name);
+  return *v->initializer();
+}
+
+double output_sqnr(const quench::model& ref, const quench::model& q, quench::data::sample_source& data) {
+  return quench::pipeline::compare_models(ref, q, data, {}).output_sqnr_db();
+}
+}  // namespace
+
+TEST_CASE("quantize_static ort: ONNX Runtime's layout, int32 bias = round(b / (sx * sw)), output close to float") {
+  const auto ref = quench_test::residual_cnn();
+  auto m = quench_test::residual_cnn();
+  auto data = quench_test::residual_cnn_data(32);
+  const auto r = quantize_static(m, data, quantize_options{});
+  const auto& g = m.main_graph();
+  CHECK(r.calibration_samples == 32);
+  CHECK(r.inserted.biases == std::vector<std::string>{"B1", "B2", "B3"});
+  // Every Q/DQ has its three inputs; activation scales are scalars.
+  int q = 0, dq = 0;
+  for (const quench::node* n : g.nodes()) {
+    if (n->op_type() == "QuantizeLinear") {
+      ++q;
+      CHECK(n->inputs().size() == 3);
+      CHECK(n->input(1)->initializer()->rank() == 0);
+      CHECK(n->input(2)->initializer()->dtype() == dtype::uint8);
+    }
+    if (n->op_type() == "DequantizeLinear") {
+      ++dq;
+      CHECK(n->inputs().size() == 3);
+    }
+    CHECK(n->op_type() != "Relu");  // both absorbed
+  }
+  CHECK(q == 8);           // x, c1, p, c2, s, f, logits, y (p and f reuse c1's and s's parameters)
+  CHECK(dq == q + 3 + 3);  // and the 3 weights and 3 biases
+  // The bias of conv2 from the scale of its input (the pool output, shared with c1) and W2's scales.
+  const float sx = init(m, "c1_scale").view<float>()[0];
+  const auto& ws = init(m, "W2_scale");
+  const auto& bq = init(m, "B2_quantized");
+  const auto& bs = init(m, "B2_quantized_scale");
+  const auto& b0 = init(ref, "B2");
+  REQUIRE(bq.dtype() == dtype::int32);
+  REQUIRE(bs.size() == 4);
+  for (std::size_t c = 0; c < 4; ++c) {
+    const float s = sx * ws.view<float>()[c];
+    CHECK(bs.view<float>()[c] == s);
+    CHECK(bq.view<std::int32_t>()[c] == static_cast<std::int32_t>(std::nearbyint(double(b0.view<float>()[c]) / double(s))));
+  }
+  CHECK(init(m, "B2_quantized_zero_point").dtype() == dtype::int32);
+  CHECK(g.find_value("y")->producer()->op_type() == "DequantizeLinear");  // the graph output keeps its name
+  CHECK(g.find_value("y")->elem_type() == ref.main_graph().find_value("y")->elem_type());
+  bool meta = false;
+  for (const auto& [k, v] : m.metadata_props) meta = meta || (k == "quench.quantize" && v.find("profile=ort") != std::string::npos);
+  CHECK(meta);
+  auto eval = quench_test::residual_cnn_data(8, 99);
+  CHECK(output_sqnr(ref, m, eval) > 25);
+}
+
+TEST_CASE("quantize_static: deterministic, methods, tensorrt, fp8, int16 override, weight-only int4 blocked") {
+  const auto ref = quench_test::residual_cnn();
+  auto eval = quench_test::residual_cnn_data(8, 99);
+  auto run = [&](quantize_options o) {
+    auto m = quench_test::residual_cnn();
+    auto data = quench_test::residual_cnn_data(32);
+    auto r = quantize_static(m, data, o);
+    return std::make_pair(std::move(m), std::move(r));
+  };
+  SUBCASE("the same inputs give the same ranges and parameters") {
+    auto [a, ra] = run({});
+    auto [b, rb] = run({});
+    REQUIRE(ra.tensors.size() == rb.tensors.size());
+    for (std::size_t i = 0; i < ra.tensors.size(); ++i) {
+      CHECK(ra.tensors[i].scale == rb.tensors[i].scale);
+      CHECK(ra.tensors[i].zero_point == rb.tensors[i].zero_point);
+    }
+  }
+  SUBCASE("every range method gives a usable model") {
+    for (auto method : {quench::calib::method::minmax, quench::calib::method::entropy, quench::calib::method::percentile,
+                        quench::calib::method::mse}) {
+      quantize_options o;
+      o.calibration.method = method;
+      auto [m, r] = run(o);
+      CAPTURE(quench::calib::method_name(method));
+      CHECK(output_sqnr(ref, m, eval) > 12);
+      for (const auto& t : r.tensors) CHECK((t.method == quench::calib::method_name(method) || t.method == "shared" || t.method == "fixed"));
+    }
+  }
+  SUBCASE("tensorrt: int8, zero points 0, float biases") {
+    quantize_options o;
+    o.profile = profile_by_name("tensorrt");
+    auto [m, r] = run(o);
+    CHECK(r.inserted.biases.empty());
+    for (const quench::node* n : m.main_graph().nodes()) {
+      if (n->op_type() != "QuantizeLinear" && n->op_type() != "DequantizeLinear") continue;
+      const auto& z = *n->input(2)->initializer();
+      REQUIRE(z.dtype() == dtype::int8);
+      for (auto v : z.view<std::int8_t>()) CHECK(v == 0);
+    }
+    CHECK(output_sqnr(ref, m, eval) > 25);
+  }
+  SUBCASE("fp8 upgrades to opset 19 and writes float8e4m3fn") {
+    quantize_options o;
+    o.profile = profile_by_name("fp8");
+    auto [m, r] = run(o);
+    CHECK(r.opset_before == 13);
+    CHECK(m.opset() == 19);
+    CHECK(init(m, "W1_quantized").dtype() == dtype::float8e4m3fn);
+    CHECK(output_sqnr(ref, m, eval) > 15);
+  }
+  SUBCASE("an int16 activation upgrades to opset 21") {
+    quantize_options o;
+    o.type_overrides["c2"] = dtype::int16;
+    auto [m, r] = run(o);
+    CHECK(m.opset() == 21);
+    CHECK(init(m, "c2_zero_point").dtype() == dtype::int16);
+    CHECK(output_sqnr(ref, m, eval) > 25);
+  }
+  SUBCASE("range override") {
+    quantize_options o;
+    o.range_overrides["c2"] = {-0.5, 0.5};
+    auto [m, r] = run(o);
+    for (const auto& t : r.tensors)
+      if (t.name == "c2") {
+        CHECK(t.method == "override");
+        CHECK(t.scale == doctest::Approx(1.0 / 255));
+      }
+  }
+  SUBCASE("weight-only int4 blocked along the reduction axis") {
+    auto m = quench_test::residual_cnn();
+    quantize_options o;
+    o.profile = profile_by_name("weight-only");
+    o.profile.weight_type = dtype::int4;
+    o.profile.block_size = 32;
+    const auto r = quantize_static(m, o);
+    CHECK(m.opset() == 21);
+    const auto& w3 = init(m, "W3_quantized");
+    CHECK(w3.dtype() == dtype::int4);
+    CHECK(init(m, "W3_scale").shape() == quench::shape{10, 2});  // [N, K / 32] for transB = 1
+    const quench::node* dq = m.main_graph().find_value("W3_DequantizeLinear_Output")->producer();
+    CHECK(dq->attr_int("block_size", 0) == 32);
+    CHECK(dq->attr_int("axis", 0) == 1);
+    CHECK(r.inserted.weights == std::vector<std::string>{"W3"});  // blocked 4-bit is for Gemm/MatMul
+    CHECK(r.inserted.weight_bytes_after * 5 < r.inserted.weight_bytes_before);
+    CHECK(output_sqnr(ref, m, eval) > 15);
+  }
+}
+
+TEST_CASE("quantize_static refuses what it cannot do, naming it, and leaves nothing half-done in the report") {
+  auto m = quench_test::residual_cnn();
+  SUBCASE("NaN everywhere") {
+    std::vector<std::pair<std::string, quench::tensor>> in;
+    quench::tensor x(dtype::float32, {4, 3, 8, 8}, "x");
+    for (auto& v : x.view<float>()) v = NAN;
+    in.emplace_back("x", std::move(x));
+    quench::data::tensor_source data(std::move(in));
+    CHECK_THROWS_WITH(quantize_static(m, data, {}), doctest::Contains("'x'"));
+  }
+  SUBCASE("data for an input the model does not have") {
+    std::vector<std::pair<std::string, quench::tensor>> in;
+    in.emplace_back("image", quench_test::random_tensor({4, 3, 8, 8}, "image", 1));
+    quench::data::tensor_source data(std::move(in));
+    CHECK_THROWS_WITH(quantize_static(m, data, {}), doctest::Contains("image"));
+  }
+  SUBCASE("a table without a needed tensor") {
+    quench::calib::calibration_table t;
+    quantize_options o;
+    o.table = &t;
+    auto data = quench_test::residual_cnn_data(4);
+    CHECK_THROWS_WITH(quantize_static(m, data, o), doctest::Contains("calibration table has no range"));
+  }
+  SUBCASE("the weight-only entry point refuses calibrated profiles") {
+    CHECK_THROWS_WITH(quantize_static(m, quantize_options{}), doctest::Contains("needs calibration data"));
+  }
+}
+
+TEST_CASE("error report: per-tensor SQNR worst first; fallback never makes the output worse") {
+  const auto ref = quench_test::residual_cnn();
+  auto m = quench_test::residual_cnn();
+  auto data = quench_test::residual_cnn_data(32);
+  const auto r = quantize_static(m, data, {});
+  auto eval = quench_test::residual_cnn_data(8, 99);
+  const auto e = quench::pipeline::compare_models(ref, m, eval, r.inserted.dq_of);
+  CHECK(e.samples == 8);
+  REQUIRE(e.tensors.size() == r.inserted.dq_of.size());  // every quantized activation, the input included
+  for (std::size_t i = 1; i < e.tensors.size(); ++i) CHECK(e.tensors[i - 1].sqnr_db() <= e.tensors[i].sqnr_db());
+  for (const auto& t : e.tensors) {
+    CHECK(t.cosine() > 0.9);
+    CHECK(t.max_abs_error > 0);
+    CHECK(t.elements > 0);
+  }
+  REQUIRE(e.outputs.size() == 1);
+  CHECK(e.outputs[0].name == "y");
+
+  quench::pipeline::fallback_options fo;
+  fo.target_sqnr_db = 1000;  // unreachable: keeps going up to max_fallback
+  fo.max_fallback = 2;
+  auto load = [] { return quench_test::residual_cnn(); };
+  auto calib = quench_test::residual_cnn_data(32);
+  const auto fr = quench::pipeline::quantize_with_fallback(load, calib, eval, {}, fo);
+  CHECK_FALSE(fr.target_met);
+  CHECK(fr.sensitivity.size() >= 4);
+  CHECK(fr.fell_back.size() <= 2);
+  for (std::size_t i = 0; i < fr.sqnr_after.size(); ++i) CHECK(fr.sqnr_after[i] > (i ? fr.sqnr_after[i - 1] : fr.initial_sqnr_db));
+  for (std::size_t i = 1; i < fr.sensitivity.size(); ++i) CHECK(fr.sensitivity[i - 1].sqnr_db >= fr.sensitivity[i].sqnr_db);
+  CHECK(fr.errors.output_sqnr_db() >= fr.initial_sqnr_db);
+}
