@@ -214,6 +214,43 @@ TEST_CASE("upgrade_opset on libonnx-testdata models, saved for ONNX Runtime" * d
   CHECK(upgraded[21] > 0);
 }
 
+TEST_CASE("upgrade_opset on every libonnx-testdata model: an upgrade or a quench::error, and a refused model unchanged") {
+  std::size_t done = 0, refused = 0;
+  std::map<std::string, std::size_t> reasons;
+  for (const char* group : {"node", "pytorch-converted", "pytorch-operator", "simple", "real"}) {
+    const fs::path root = fs::path(QUENCH_ONNX_TESTDATA_DIR) / group;
+    if (!fs::exists(root)) continue;
+    for (const auto& e : fs::directory_iterator(root)) {
+      const fs::path file = e.path() / "model.onnx";
+      if (!fs::exists(file)) continue;
+      const std::string name = std::string(group) + "/" + e.path().filename().string();
+      CAPTURE(name);
+      for (std::int64_t target : targets) {
+        model m;
+        try {
+          m = quench::onnx::load_model(file);
+        } catch (const quench::error&) {
+          break;
+        }
+        if (m.opset("") > target) continue;
+        const std::string before = quench::onnx::save_model_buffer(m);
+        try {
+          qp::upgrade_opset(m, target);
+          m.main_graph().check_invariants();
+          ++done;
+        } catch (const quench::error& e) {
+          ++refused;
+          ++reasons[std::string(quench::errc_name(e.code()))];
+          CHECK_MESSAGE(quench::onnx::save_model_buffer(m) == before, "refused, but changed: " << e.what());
+        }
+      }
+    }
+  }
+  MESSAGE(done << " upgrades, " << refused << " refusals");
+  for (const auto& [why, n] : reasons) MESSAGE("  " << why << ": " << n);
+  CHECK(done > 0);
+}
+
 namespace {
 
 struct built_case {

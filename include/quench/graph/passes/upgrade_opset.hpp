@@ -633,6 +633,7 @@ inline void upgrade_dropout_10(upgrade_step& s) {
   node& n = *s.n;
   upgrade_expect_inputs(s, 1, 1);
   upgrade_legacy_test_attributes(s);
+  if (!n.output(0)) s.fail(errc::invalid_model, "has no output 0, which Dropout requires");
   value* mask = n.output(1);
   const bool used = mask && (mask->has_uses() || mask->is_graph_output());
   const dtype t = used ? upgrade_known_dtype(n.input(0)) : dtype::undefined;
@@ -793,9 +794,10 @@ inline void upgrade_graph(graph& g, std::int64_t from, std::int64_t target, cons
     } else if (std::find(o.independent_domains.begin(), o.independent_domains.end(), n->domain()) ==
                o.independent_domains.end()) {
       throw_error(errc::unsupported_op, n->context(),
-                  "domain '" + n->domain() +
-                      "' may depend on the ai.onnx opset (a model-local function is written in ai.onnx "
-                      "operators); list it in upgrade_options::independent_domains if it does not");
+                  "domain '" + n->domain() + "' may depend on the ai.onnx opset (a model-local function is " +
+                      "written in ai.onnx operators), so the node cannot follow ai.onnx " + std::to_string(from) +
+                      " -> " + std::to_string(target) + "; list the domain in upgrade_options::independent_domains " +
+                      "if it does not");
     }
   }
 }
