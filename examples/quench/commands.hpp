@@ -14,5 +14,6 @@ void add_calibrate_command(CLI::App& app);
 void add_merge_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
 void add_upgrade_command(CLI::App& app);
+void add_float16_command(CLI::App& app);
 
 }  // namespace quench_cli

@@ -129,18 +129,27 @@ TEST_CASE("convert_float16: converting a converted model changes nothing") {
     const auto first = qp::convert_float16(m, opt);
     CHECK(first.casts_inserted > 0);
     const std::size_t nodes = m.main_graph().node_count();
-    // The second run does not know which node the first one blocked: the Casts around it say so.
-    qp::float16_options again;
-    again.keep_io_types = keep_io;
-    const auto second = qp::convert_float16(m, again);
-    CHECK(second.initializers_converted == 0);
-    CHECK(second.constants_converted == 0);
-    CHECK(second.nodes_converted == 0);
-    CHECK(second.casts_inserted == 0);
-    CHECK(second.casts_removed == 0);
-    CHECK(second.values_retyped == 0);
-    CHECK(m.main_graph().node_count() == nodes);
-    CHECK(is_blocked(second, "add", "already float32"));
+    REQUIRE(m.metadata_props.size() == 1);
+    CHECK(m.metadata_props[0].first == "quench.half.float32_nodes");
+    CHECK(m.metadata_props[0].second == "add");
+    // The second run does not get the first one's options: the metadata says what it blocked.
+    // Without the metadata, the Casts around the node say so.
+    for (bool metadata : {true, false}) {
+      CAPTURE(metadata);
+      if (!metadata) m.metadata_props.clear();
+      qp::float16_options again;
+      again.keep_io_types = keep_io;
+      const auto second = qp::convert_float16(m, again);
+      CHECK(second.initializers_converted == 0);
+      CHECK(second.constants_converted == 0);
+      CHECK(second.nodes_converted == 0);
+      CHECK(second.casts_inserted == 0);
+      CHECK(second.casts_removed == 0);
+      CHECK(second.values_retyped == 0);
+      CHECK(m.main_graph().node_count() == nodes);
+      CHECK(is_blocked(second, "add", metadata ? "kept float32 by the conversion" : "already float32"));
+      if (metadata) CHECK(m.metadata_props[0].second == "add");
+    }
   }
 }
 

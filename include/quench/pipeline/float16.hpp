@@ -30,6 +30,10 @@
 // a Cast to half followed by a Cast back is removed, and so is a Cast left converting a type to
 // itself. Constants read in both precisions stay float32 (their half readers share a Cast).
 //
+// The names of the nodes kept float32 are recorded in metadata_props ("quench.half.float32_nodes",
+// one a line) and kept float32 when the model is converted again, so converting a converted model
+// changes nothing.
+//
 // Errors: the plan is made and every input checked before the model is touched, so a thrown
 // quench::error leaves the model unchanged. Deterministic: the same model and options give the
 // same result.
@@ -307,6 +311,25 @@ class half_rewriter {
   std::unordered_set<const node*> ours_;  ///< Casts inserted or retargeted by this conversion
 };
 
+/// Adds the names of the nodes kept float32 to the model's metadata (blocked_nodes_key), after
+/// those an earlier conversion recorded, each once.
+inline void record_blocked(model& m, const std::set<std::string>& earlier, const std::vector<half_blocked_node>& blocked) {
+  std::string* list = nullptr;
+  for (auto& kv : m.metadata_props)
+    if (kv.first == blocked_nodes_key) list = &kv.second;
+  std::set<std::string> seen = earlier;
+  std::string added;
+  for (const auto& b : blocked)
+    if (!b.node.empty() && seen.insert(b.node).second) added += (added.empty() ? "" : "\n") + b.node;
+  if (added.empty()) return;
+  if (!list) {
+    m.metadata_props.emplace_back(blocked_nodes_key, added);
+  } else {
+    if (!list->empty() && list->back() != '\n') *list += '\n';
+    *list += added;
+  }
+}
+
 inline float16_report convert_half(model& m, bool bf16, const float16_options& opt) {
   const char* what = bf16 ? "convert_bfloat16" : "convert_float16";
   // Cast to bfloat16 exists from opset 13; to float16 from opset 6 (Cast-1 spells `to` as a string).
@@ -359,6 +382,7 @@ inline float16_report convert_half(model& m, bool bf16, const float16_options& o
   report.bytes_before = constant_bytes(m.main_graph());
   half_rewriter(plan, report).apply(m.main_graph());
   report.bytes_after = constant_bytes(m.main_graph());
+  record_blocked(m, plan.earlier_blocked, report.blocked);
   return report;
 }
 

@@ -79,6 +79,7 @@ inline tensor_difference difference(const tensor& ref, const tensor& half) {
   for (std::size_t i = 0; i < r.size(); ++i) {
     const double a = r[i], b = h[i];
     if (!std::isfinite(a)) continue;  // the float32 model is not finite here either
+    d.max_abs_ref = std::max(d.max_abs_ref, std::fabs(a));
     if (!std::isfinite(b)) {
       ++d.overflow;
       continue;
@@ -88,7 +89,6 @@ inline tensor_difference difference(const tensor& ref, const tensor& half) {
     half2 += b * b;
     dot += a * b;
     max_err = std::max(max_err, std::fabs(a - b));
-    d.max_abs_ref = std::max(d.max_abs_ref, std::fabs(a));
     d.max_abs_half = std::max(d.max_abs_half, std::fabs(b));
   }
   d.rel_l2 = ref2 > 0 ? std::sqrt(err2 / ref2) : std::sqrt(err2);

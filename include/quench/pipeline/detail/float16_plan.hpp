@@ -53,6 +53,11 @@ inline std::set<std::string> default_op_block_list() {
 
 namespace detail {
 
+/// The metadata_props key under which a conversion records the nodes it kept float32 (names, one
+/// a line). Converting the model again keeps them float32 too, so a second conversion changes
+/// nothing even where the first one's blocks came from options or samples it does not see.
+inline constexpr const char* blocked_nodes_key = "quench.half.float32_nodes";
+
 inline constexpr std::int32_t elem_float = 1, elem_uint8 = 2, elem_int32 = 6, elem_int64 = 7, elem_bool = 9,
                               elem_float16 = 10, elem_double = 11, elem_bfloat16 = 16;
 
@@ -219,6 +224,7 @@ struct half_plan {
   std::unordered_map<const node*, std::string> blocked;  ///< nodes with float32 positions left in float32
   std::unordered_set<const node*> converted;             ///< nodes computing in the half type
   std::unordered_set<const node*> shape_values;          ///< producers of float shape computations
+  std::set<std::string> earlier_blocked;                 ///< names an earlier conversion kept float32
   std::unordered_map<const value*, std::int32_t> storage;  ///< final type of every originally-float32 value
   half_cache* cache = nullptr;
 
@@ -399,14 +405,17 @@ inline void classify(const graph& g, bool converting, half_plan& plan,
         unknown = true;
         unknown_name = v->name();
       }
-      if (t != elem_float) continue;
-      has_float = true;
+      // A position already in the half type counts as one: the node computes in half already
+      // (a converted model converted again), its float32 positions are float-only ones.
+      if (t != elem_float && t != plan.half) continue;
+      has_float = has_float || t == elem_float;
       if (!(i < 32 && (masks.first >> i & 1u))) has_half_slot = true;
     }
     for (std::size_t k = 0; k < n->outputs().size(); ++k) {
       const value* v = n->output(k);
-      if (!v || plan.type(v) != elem_float) continue;
-      has_float = true;
+      const std::int32_t t = v ? plan.type(v) : 0;
+      if (t != elem_float && t != plan.half) continue;
+      has_float = has_float || t == elem_float;
       if (!(k < 32 && (masks.second >> k & 1u))) has_half_slot = true;
     }
     const bool subgraph_owner = !n->subgraphs().empty();
@@ -415,6 +424,8 @@ inline void classify(const graph& g, bool converting, half_plan& plan,
     std::string reason;
     auto it = extra_blocked.find(n);
     if (opt.node_block_list.count(n->name())) reason = "in the node block list";
+    else if (!n->name().empty() && plan.earlier_blocked.count(n->name()))
+      reason = "kept float32 by the conversion that made this model";
     else if (it != extra_blocked.end()) reason = it->second;
     else if (plan.compute == half_compute::weights_only) reason = "-";  // not converted, not reported
     else if (!default_domain && !opt.convert_other_domains) reason = "domain '" + n->domain() + "' is left in float32";
@@ -566,6 +577,15 @@ inline half_plan make_plan(const model& m, bool bf16, const float16_options& opt
   plan.opt = &opt;
   plan.m = &m;
   plan.cache = &cache;
+  for (const auto& kv : m.metadata_props) {
+    if (kv.first != blocked_nodes_key) continue;
+    for (std::size_t start = 0; start < kv.second.size();) {
+      std::size_t end = kv.second.find('\n', start);
+      if (end == std::string::npos) end = kv.second.size();
+      if (end > start) plan.earlier_blocked.insert(kv.second.substr(start, end - start));
+      start = end + 1;
+    }
+  }
   infer_types(m.main_graph(), plan);
   classify(m.main_graph(), true, plan, extra_blocked);
   assign_storage(m.main_graph(), plan);
