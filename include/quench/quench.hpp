@@ -43,6 +43,7 @@
 #include "quench/graph/passes/remove_identity.hpp"
 #include "quench/graph/passes/report.hpp"
 #include "quench/graph/passes/standard.hpp"
+#include "quench/graph/passes/upgrade_opset.hpp"
 #include "quench/graph/tensor_encoding.hpp"
 #include "quench/graph/value.hpp"
 
@@ -54,7 +55,15 @@
 #include "quench/numeric/gemm.hpp"
 #include "quench/numeric/int4.hpp"
 
+#include "quench/pipeline/error_report.hpp"
+#include "quench/pipeline/fallback.hpp"
+#include "quench/pipeline/float16.hpp"
+#include "quench/pipeline/insert_qdq.hpp"
+#include "quench/pipeline/qdq_plan.hpp"
+#include "quench/pipeline/quant_profile.hpp"
+#include "quench/pipeline/quantize_static.hpp"
 #include "quench/pipeline/quantize_weights.hpp"
+#include "quench/pipeline/weight_qparams.hpp"
 
 #include "quench/quant/choose_qparams.hpp"
 #include "quench/quant/dequantize.hpp"
