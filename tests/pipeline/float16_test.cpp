@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <ios>
 #include <random>
 #include <string>
 #include <vector>
@@ -581,5 +582,35 @@ TEST_CASE("convert_bfloat16: weights only by default, all compute on request") {
     CHECK(is_blocked(r, "conv", "schema of Conv (opset 13) has no bfloat16"));
     CHECK(cw.initializer()->dtype() == dtype::float32);
     CHECK(relu.input(0)->producer()->op_type() == "Cast");
+  }
+}
+
+TEST_CASE("convert_float16: out-of-range values are found anywhere in a large tensor, bits as the scalar conversion") {
+  quench::model m;
+  m.set_opset("", 13);
+  auto& g = m.main_graph();
+  auto& x = g.add_input("x", 1, dims({20000}));
+  tensor w = random_tensor({20000}, "w", 9);
+  auto wv = w.view<float>();
+  wv[19999] = 1e-30f;   // last chunk: underflow
+  wv[8192] = -3e-9f;    // first element of the second chunk
+  wv[12345] = 7e4f;     // overflow, clamped
+  const tensor ref = w.clone();
+  auto& wi = g.add_initializer(std::move(w));
+  auto& add = g.add_node("Add", {&x, &wi}, {"y"});
+  g.add_output(*add.output(0));
+  qp::float16_options opt;
+  opt.overflow = qp::half_overflow::clamp;
+  opt.underflow = qp::half_underflow::zero;
+  const auto r = qp::convert_float16(m, opt);
+  CHECK(r.values_clamped == 1);
+  CHECK(r.values_underflow == 2);
+  REQUIRE(r.out_of_range.size() == 1);
+  CHECK(r.out_of_range[0].max_abs == 7e4f);
+  const auto h = g.find_value("w")->initializer()->view<quench::float16>();
+  const auto f = ref.view<float>();
+  for (std::size_t i = 0; i < h.size(); ++i) {
+    const std::uint16_t want = i == 12345 ? 0x7bff : quench::float16(f[i]).bits();
+    if (h[i].bits() != want) FAIL_CHECK("element " << i << ": 0x" << std::hex << h[i].bits() << " != 0x" << want);
   }
 }

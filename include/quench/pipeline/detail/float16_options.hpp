@@ -106,7 +106,7 @@ struct half_range_note {
   std::string tensor;  ///< initializer name, or "node 'n' attribute 'value'"
   std::size_t overflow = 0;   ///< finite values beyond +-max
   std::size_t underflow = 0;  ///< non-zero values that round to zero
-  float max_abs = 0.f;        ///< largest finite magnitude
+  float max_abs = 0.f;        ///< largest finite magnitude beyond the range (0 when none)
   bool kept_float32 = false;  ///< true when the constant stayed float32 (half_overflow::keep_float32)
 };
 

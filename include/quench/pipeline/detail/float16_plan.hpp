@@ -165,38 +165,48 @@ struct half_constant {
   tensor half;                ///< with half_overflow::clamp and half_underflow applied
   std::size_t overflow = 0;   ///< finite values beyond +-max
   std::size_t underflow = 0;  ///< non-zero values rounding to zero
-  float max_abs = 0.f;
+  float max_abs = 0.f;        ///< largest magnitude among the overflowing values
 };
 
 /// Converts a float32 tensor with the bulk SIMD converters, then repairs what rounding did to
 /// out-of-range values: a scan of the 16-bit results finds them (Inf from a finite input, zero
-/// from a non-zero one) far faster than a second pass over the float input would.
+/// from a non-zero one) at half the memory traffic of a range check on the float input.
 inline half_constant make_half_constant(const tensor& t, bool bf16, const float16_options& opt) {
   half_constant c;
   c.half = tensor::uninitialized(bf16 ? dtype::bfloat16 : dtype::float16, t.shape(), t.name());
   const std::size_t n = t.size();
   const float* src = t.view<float>().data();
   auto* dst = reinterpret_cast<std::uint16_t*>(c.half.bytes());
-  if (bf16) convert(src, reinterpret_cast<bfloat16*>(dst), n);
-  else convert(src, reinterpret_cast<float16*>(dst), n);
   const std::uint16_t inf = bf16 ? 0x7f80u : 0x7c00u, max_finite = bf16 ? 0x7f7fu : 0x7bffu;
   const std::uint16_t smallest = opt.underflow == half_underflow::smallest_normal ? (bf16 ? 0x0080u : 0x0400u) : 0x0001u;
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::uint16_t mag = dst[i] & 0x7fffu;
-    if (mag != inf && mag != 0) continue;
-    const float x = src[i];
-    if (mag == inf && std::isfinite(x)) {
-      ++c.overflow;
-      c.max_abs = std::max(c.max_abs, std::fabs(x));
-      if (opt.overflow == half_overflow::clamp) dst[i] = static_cast<std::uint16_t>((dst[i] & 0x8000u) | max_finite);
-    } else if (mag == 0 && x != 0.f) {
-      ++c.underflow;
-      if (opt.underflow != half_underflow::zero) dst[i] = static_cast<std::uint16_t>((dst[i] & 0x8000u) | smallest);
+  // Chunks that stay in L1 between the conversion and the scan; the scan of a chunk is a
+  // branch-free OR the compiler vectorizes, and only a chunk with an Inf or a zero is looked at
+  // element by element.
+  constexpr std::size_t chunk = 8192;
+  for (std::size_t start = 0; start < n; start += chunk) {
+    const std::size_t m = std::min(chunk, n - start);
+    std::uint16_t* d = dst + start;
+    if (bf16) convert(src + start, reinterpret_cast<bfloat16*>(d), m);
+    else convert(src + start, reinterpret_cast<float16*>(d), m);
+    unsigned special = 0;
+    for (std::size_t i = 0; i < m; ++i) {
+      const unsigned mag = d[i] & 0x7fffu;
+      special |= static_cast<unsigned>(mag == inf) | static_cast<unsigned>(mag == 0);
     }
-  }
-  if (c.overflow == 0) {
-    // max_abs only matters for the report on out-of-range tensors; skip the scan otherwise.
-    c.max_abs = 0.f;
+    if (!special) continue;
+    for (std::size_t i = 0; i < m; ++i) {
+      const std::uint16_t mag = d[i] & 0x7fffu;
+      if (mag != inf && mag != 0) continue;
+      const float x = src[start + i];
+      if (mag == inf && std::isfinite(x)) {
+        ++c.overflow;
+        c.max_abs = std::max(c.max_abs, std::fabs(x));
+        if (opt.overflow == half_overflow::clamp) d[i] = static_cast<std::uint16_t>((d[i] & 0x8000u) | max_finite);
+      } else if (mag == 0 && x != 0.f) {
+        ++c.underflow;
+        if (opt.underflow != half_underflow::zero) d[i] = static_cast<std::uint16_t>((d[i] & 0x8000u) | smallest);
+      }
+    }
   }
   return c;
 }
