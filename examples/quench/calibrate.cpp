@@ -15,6 +15,7 @@
 
 #include <unistd.h>
 
+#include "cli_io.hpp"
 #include "commands.hpp"
 #include "progress.hpp"
 #include "quench/calib/calibrate.hpp"
@@ -50,18 +51,6 @@ struct merge_args {
   table_args table;
 };
 
-void write_text(const std::string& path, const std::string& text) {
-  quench::write_file_atomically(path, [&](std::ofstream& f) { f << text; });
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw quench::error(quench::errc::io_error, "'" + path + "'", "cannot open");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 void write_table(const quench::calib::calibration_state& state, const table_args& a) {
   if (a.table.empty()) return;
   const auto table = quench::calib::compute_ranges(state);
@@ -87,13 +76,7 @@ std::pair<int, int> parse_shard(const std::string& s) {
 
 void run_calibrate(const calibrate_args& a) {
   const quench::model m = quench::onnx::load_model(a.model);
-  std::vector<std::pair<std::string, std::filesystem::path>> files;
-  for (const auto& s : a.data) {
-    const auto eq = s.find('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == s.size())
-      throw quench::error(quench::errc::invalid_argument, "--data '" + s + "'", "expected NAME=FILE.npy");
-    files.emplace_back(s.substr(0, eq), s.substr(eq + 1));
-  }
+  const auto files = named_files(a.data, "--data");
   quench::data::npy_source source(files);
   quench::calib::calibrate_options opt;
   opt.method = quench::calib::parse_method(a.method);

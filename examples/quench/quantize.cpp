@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include "cli_io.hpp"
 #include "commands.hpp"
 #include "progress.hpp"
 #include "quench/adapt/npy.hpp"
@@ -55,17 +56,6 @@ struct quantize_args {
   double percentile = 99.999;
   int threads = 1;
 };
-
-std::vector<std::pair<std::string, std::filesystem::path>> parse_files(const std::vector<std::string>& specs, const char* flag) {
-  std::vector<std::pair<std::string, std::filesystem::path>> files;
-  for (const auto& s : specs) {
-    const auto eq = s.find('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == s.size())
-      throw quench::error(quench::errc::invalid_argument, std::string(flag) + " '" + s + "'", "expected NAME=FILE.npy");
-    files.emplace_back(s.substr(0, eq), s.substr(eq + 1));
-  }
-  return files;
-}
 
 /// "T=A,B" pairs of --range.
 std::map<std::string, quench::calib::range> parse_ranges(const std::vector<std::string>& specs) {
@@ -101,14 +91,6 @@ quench::dtype parse_type(const std::string& s, const std::string& what) {
   if (it == names.end())
     throw quench::error(quench::errc::invalid_argument, what + " '" + s + "'", "expected int8, uint8, int16, uint16, int4, uint4, float8e4m3fn or float8e5m2");
   return it->second;
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw quench::error(quench::errc::io_error, "'" + path + "'", "cannot open");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 /// Ranges from `quench calibrate`/`merge` (state or table JSON), ONNX Runtime's calibration
@@ -215,8 +197,8 @@ void run_quantize(const quantize_args& a) {
     return quench::onnx::load_model_buffer(original.data(), original.size(), lo);
   };
   std::unique_ptr<quench::data::sample_source> calib, eval;
-  if (!a.data.empty()) calib = std::make_unique<quench::data::npy_source>(parse_files(a.data, "--data"));
-  if (!a.eval_data.empty()) eval = std::make_unique<quench::data::npy_source>(parse_files(a.eval_data, "--eval-data"));
+  if (!a.data.empty()) calib = std::make_unique<quench::data::npy_source>(named_files(a.data, "--data"));
+  if (!a.eval_data.empty()) eval = std::make_unique<quench::data::npy_source>(named_files(a.eval_data, "--eval-data"));
   quench::data::sample_source* measure = eval ? eval.get() : calib.get();
 
   quench::pipeline::fallback_options fo;
@@ -286,7 +268,7 @@ void run_quantize(const quantize_args& a) {
   std::printf("done in %.2f s\n", seconds);
 
   if (!a.tables.empty()) {
-    quench::write_file_atomically(a.tables, [&](std::ofstream& f) { f << quench::calib::write_json(rep.table); });
+    write_text(a.tables, quench::calib::write_json(rep.table));
   }
   if (!a.report.empty()) {
     nlohmann::json j;
@@ -314,21 +296,18 @@ void run_quantize(const quantize_args& a) {
       tensors.push_back(x);
     }
     j["tensors"] = tensors;
-    nlohmann::json worst = nlohmann::json::array();
-    for (const auto& e : r.errors.tensors) {
-      nlohmann::json x = stats_json(e);
-      x["name"] = e.name;
-      x["compared"] = e.compared;
-      worst.push_back(x);
-    }
-    j["worst_first"] = worst;
-    nlohmann::json outs = nlohmann::json::array();
-    for (const auto& e : r.errors.outputs) {
-      nlohmann::json x = stats_json(e);
-      x["name"] = e.name;
-      outs.push_back(x);
-    }
-    j["outputs"] = outs;
+    auto error_list = [&](const std::vector<quench::pipeline::tensor_error>& errors) {
+      nlohmann::json list = nlohmann::json::array();
+      for (const auto& e : errors) {
+        nlohmann::json x = stats_json(e);
+        x["name"] = e.name;
+        x["compared"] = e.compared;
+        list.push_back(x);
+      }
+      return list;
+    };
+    j["worst_first"] = error_list(r.errors.tensors);
+    j["outputs"] = error_list(r.errors.outputs);
     j["samples"] = r.errors.samples;
     nlohmann::json fb{{"initial_output_sqnr_db", json_number(r.initial_sqnr_db)}, {"target_met", r.target_met}};
     if (!std::isnan(a.target_sqnr)) fb["target_sqnr_db"] = a.target_sqnr;
@@ -342,7 +321,7 @@ void run_quantize(const quantize_args& a) {
     fb["sensitivity"] = sens;
     j["fallback"] = fb;
     if (!std::isnan(acc_float)) j["top1"] = {{"float", acc_float}, {"quantized", acc_quant}};
-    quench::write_file_atomically(a.report, [&](std::ofstream& f) { f << j.dump(2) << "\n"; });
+    write_text(a.report, j.dump(2) + "\n");
   }
 }
 
