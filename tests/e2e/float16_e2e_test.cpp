@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -284,4 +285,68 @@ TEST_CASE("float16 and bfloat16 conversions for ONNX Runtime" * doctest::skip())
     for (const auto& b : r.auto_blocked) MESSAGE("  auto-blocked " << b.node << ": " << b.reason);
     pairs << "overflow.onnx overflow_fp16.onnx expect=nonfinite\noverflow.onnx overflow_fp16_auto.onnx\n";
   }
+}
+
+TEST_CASE("float16: every libonnx-testdata model converts (valid by strict shape inference) or gets a quench::error") {
+  // The node tests cover every operator of onnx 1.12 with its type variants, sub-graphs,
+  // sequences and strings: conversion must never crash, and what it writes must type-check.
+  const fs::path root = QUENCH_ONNX_TESTDATA_DIR;
+  if (!fs::exists(root)) {
+    MESSAGE("libonnx-testdata not installed: skipped");
+    return;
+  }
+  std::vector<fs::path> files;
+  for (const auto& e : fs::recursive_directory_iterator(root))
+    if (e.path().filename() == "model.onnx") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  std::size_t converted = 0, refused = 0, unloadable = 0;
+  std::vector<std::string> invalid;
+  for (const auto& file : files) {
+    const std::string name = fs::relative(file.parent_path(), root).string();
+    // Only models that type-check before conversion can show a conversion error.
+    bool valid_before = true;
+    try {
+      quench::model original = quench::onnx::load_model(file);
+      quench::onnx::shape_inference_options so;
+      so.strict = true;
+      if (original.opset() <= 17) quench::onnx::infer_shapes(original, so);
+    } catch (const quench::error&) {
+      valid_before = false;
+    }
+    for (int variant = 0; variant < 3; ++variant) {
+      quench::model m;
+      try {
+        m = quench::onnx::load_model(file);
+      } catch (const quench::error&) {
+        ++unloadable;
+        break;
+      }
+      qp::float16_options opt;
+      opt.keep_io_types = variant == 1;
+      if (variant == 2) opt.compute = qp::half_compute::all;
+      try {
+        if (variant == 2) qp::convert_bfloat16(m, opt);
+        else qp::convert_float16(m, opt);
+      } catch (const quench::error&) {
+        ++refused;
+        continue;
+      }
+      ++converted;
+      m.main_graph().check_invariants();
+      if (m.opset() > 17 || !valid_before) continue;
+      try {
+        const std::string bytes = quench::onnx::save_model_buffer(m);
+        quench::model again = quench::onnx::load_model_buffer(bytes.data(), bytes.size());
+        quench::onnx::shape_inference_options so;
+        so.strict = true;
+        quench::onnx::infer_shapes(again, so);
+      } catch (const quench::error& e) {
+        invalid.push_back(name + " (" + (variant == 2 ? "bf16" : variant == 1 ? "keep_io" : "fp16") + "): " + e.what());
+      }
+    }
+  }
+  MESSAGE(files.size() << " models: " << converted << " conversions, " << refused << " refused, " << unloadable << " not loadable");
+  for (const auto& s : invalid) MESSAGE(s);
+  CHECK(invalid.empty());
+  CHECK(converted > 2000);
 }

@@ -120,8 +120,14 @@ class half_rewriter {
         n->set_attribute(attribute::make_int("to", plan_.half));
         ours_.insert(n);
       }
-      if (const attribute* a = n->find_attribute("dtype"); a && a->type == attribute_type::int_ && a->i == elem_float)
-        n->set_attribute(attribute::make_int("dtype", plan_.half));
+      // Ops whose output type is an attribute (EyeLike's dtype, the window functions'
+      // output_datatype, which defaults to float32) produce the half type when converted.
+      for (const char* name : {"dtype", "output_datatype"}) {
+        const attribute* a = n->find_attribute(name);
+        const bool window = n->is("BlackmanWindow") || n->is("HammingWindow") || n->is("HannWindow") || n->is("MelWeightMatrix");
+        if ((a && a->type == attribute_type::int_ && a->i == elem_float) || (!a && window && std::string(name) == "output_datatype"))
+          n->set_attribute(attribute::make_int(name, plan_.half));
+      }
     }
 
     // Types of the values (declared ones are written back; the others keep the graph consistent).

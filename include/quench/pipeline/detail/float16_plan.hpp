@@ -39,6 +39,7 @@ namespace quench::pipeline {
 ///                        the output type comes from a dtype attribute, not from the inputs
 ///   QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear
 ///                        scales must stay float32 below opset 19; QDQ groups fuse in float32
+///   MeanVarianceNormalization   its ONNX function body adds a float32 epsilon: invalid in half
 /// onnxconverter-common also blocks Resize (here its scales and roi inputs stay float32 instead,
 /// as ONNX Runtime's own float16 tool does) and Min/Max (exact in any precision).
 ///
@@ -48,7 +49,8 @@ namespace quench::pipeline {
 inline std::set<std::string> default_op_block_list() {
   return {"Range",         "CumSum",       "TopK",           "NonMaxSuppression", "RoiAlign",
           "Upsample",      "RandomNormal", "RandomUniform",  "RandomNormalLike",  "RandomUniformLike",
-          "Multinomial",   "Bernoulli",    "QuantizeLinear", "DequantizeLinear",  "DynamicQuantizeLinear"};
+          "Multinomial",   "Bernoulli",    "QuantizeLinear", "DequantizeLinear",  "DynamicQuantizeLinear",
+          "MeanVarianceNormalization"};
 }
 
 namespace detail {
@@ -119,6 +121,17 @@ inline std::int32_t constant_type(const node& n) {
   return 0;
 }
 
+/// Sequence and optional operators: their element types live in sequence / optional types that
+/// quench does not convert, so they keep float32 elements.
+inline bool is_sequence_op(const node& n) {
+  if (!n.domain().empty() && n.domain() != "ai.onnx") return false;
+  const std::string& op = n.op_type();
+  return op.rfind("Sequence", 0) == 0 || op.rfind("Optional", 0) == 0 || op == "SplitToSequence" || op == "ConcatFromSequence";
+}
+
+/// If, Loop and Scan: the nodes whose outputs are their sub-graphs' outputs.
+inline bool is_control_flow(const node& n) { return n.is("If") || n.is("Loop") || n.is("Scan"); }
+
 /// The element type of output `k` of `n` by the operator's type rules, from the types of its
 /// inputs (`in(i)`, 0 = unknown or omitted); 0 when the rules do not say. Control-flow outputs
 /// come from their sub-graphs and are handled by the caller.
@@ -157,6 +170,8 @@ inline std::int32_t output_type_rule(const node& n, std::size_t k, const std::fu
     return 0;
   if (op == "StringNormalizer") return static_cast<std::int32_t>(dtype::string);
   if (op == "TfIdfVectorizer") return elem_float;
+  if (op == "BlackmanWindow" || op == "HammingWindow" || op == "HannWindow" || op == "MelWeightMatrix")
+    return static_cast<std::int32_t>(n.attr_int("output_datatype", elem_float));
   return in(0);
 }
 
@@ -257,6 +272,8 @@ struct half_plan {
     // Resize's roi stays float32 with its scales: both describe coordinates, not data (ONNX
     // Runtime's float16 tool keeps scales float for the same reason).
     if (n.is("Resize")) in |= 0x6u;
+    // LayerNormalization's Mean and InvStdDev have the type stash_type names (float32), not T.
+    if (n.is("LayerNormalization")) out |= 0x6u;
     return {in, out};
   }
   bool float_only_input(const node& n, std::size_t i, bool for_float16 = false) const {
@@ -331,7 +348,7 @@ inline void infer_types(const graph& g, half_plan& plan) {
       if (v && v->is_outer_ref()) set_if_unknown(v, plan.type(v->outer()));
     auto in = [&](std::size_t i) { return plan.type(n->input(i)); };
     const auto subs = n->subgraphs();
-    if (!subs.empty()) {
+    if (!subs.empty() && is_control_flow(*n)) {
       // Formal inputs of Loop and Scan bodies mirror the node's inputs (Loop: iteration count,
       // condition, then the carried values; Scan-8 has sequence_lens first, outside the body).
       const std::size_t skip = n->is("Scan") && plan.opset_of(*n) < 9 ? 1 : 0;
@@ -354,6 +371,7 @@ inline void infer_types(const graph& g, half_plan& plan) {
       }
       continue;
     }
+    for (const graph* sub : subs) infer_types(*sub, plan);  // SequenceMap and other bodies
     for (std::size_t k = 0; k < n->outputs().size(); ++k)
       if (n->output(k)) set_if_unknown(n->output(k), output_type_rule(*n, k, in));
   }
@@ -440,6 +458,7 @@ inline void classify(const graph& g, bool converting, half_plan& plan,
     else if (plan.compute == half_compute::weights_only) reason = "-";  // not converted, not reported
     else if (!default_domain && !opt.convert_other_domains) reason = "domain '" + n->domain() + "' is left in float32";
     else if (default_domain && block_ops.count(op)) reason = op + " is in the op block list";
+    else if (is_sequence_op(*n)) reason = op + " works on sequences or optionals, whose element types stay float32";
     else if (has_float && !has_half_slot)
       reason = "the ONNX schema of " + op + " (opset " + std::to_string(plan.opset_of(*n)) + ") has no " + half_name;
     else if (unknown) reason = "input '" + unknown_name + "' has an unknown element type";
