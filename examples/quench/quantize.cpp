@@ -43,7 +43,7 @@ struct quantize_args {
   std::string input, output, profile = "ort";
   std::vector<std::string> data, eval_data;
   std::string labels;
-  std::string method = "minmax", weight_method = "minmax";
+  std::string method = "auto", weight_method = "minmax";
   std::string activation_type, weight_type;
   bool per_tensor = false, symmetric_activations = false, no_bias = false, no_preprocess = false, quiet = false;
   std::int64_t block_size = 0;
@@ -171,7 +171,8 @@ void run_quantize(const quantize_args& a) {
     if (eq == std::string::npos || eq == 0) throw quench::error(quench::errc::invalid_argument, "--type '" + s + "'", "expected TENSOR=TYPE");
     opt.type_overrides[s.substr(0, eq)] = parse_type(s.substr(eq + 1), "--type");
   }
-  opt.calibration.method = quench::calib::parse_method(a.method);
+  opt.select_ranges = a.method == "auto";
+  if (!opt.select_ranges) opt.calibration.method = quench::calib::parse_method(a.method);
   opt.calibration.batch_size = a.batch;
   opt.calibration.num_bins = a.num_bins;
   opt.calibration.num_quantized_bins = a.num_quantized_bins;
@@ -292,6 +293,11 @@ void run_quantize(const quantize_args& a) {
       nlohmann::json x{{"name", t.name}, {"range_of", t.range_of}, {"method", t.method}, {"range", {t.range.min, t.range.max}},
                        {"type", quench::to_string(t.type)}, {"scale", t.scale}, {"zero_point", t.zero_point}};
       if (!t.shared_with.empty()) x["shared_with"] = t.shared_with;
+      if (!t.candidates.empty()) {
+        nlohmann::json c = nlohmann::json::array();
+        for (const auto& k : t.candidates) c.push_back({{"method", k.method}, {"range", {k.range.min, k.range.max}}, {"mse", k.error}});
+        x["candidates"] = c;
+      }
       if (auto it = err.find(t.range_of); it != err.end()) x["error"] = stats_json(*it->second);
       tensors.push_back(x);
     }
@@ -335,7 +341,9 @@ void add_quantize_command(CLI::App& app) {
   cmd->add_option("--data,-d", a.data, "NAME=FILE.npy: calibration samples along axis 0 for a graph input");
   cmd->add_option("--profile,-p", a.profile, "ort, tensorrt, weight-only or fp8")->capture_default_str()->check(
       CLI::IsMember({"ort", "tensorrt", "weight-only", "fp8"}));
-  cmd->add_option("--method,-m", a.method, "activation ranges: minmax, entropy, percentile or mse")->capture_default_str();
+  cmd->add_option("--method,-m", a.method,
+                  "activation ranges: auto (per tensor, the method with the smallest quantization error), minmax, entropy, percentile or mse")
+      ->capture_default_str();
   cmd->add_option("--weight-method", a.weight_method, "weight ranges: minmax or mse (per-channel clipping search)")->capture_default_str();
   cmd->add_flag("--per-tensor", a.per_tensor, "one scale per weight instead of one per output channel");
   cmd->add_option("--activation-type", a.activation_type, "override the profile's activation type (uint8, int8, ...)");

@@ -97,12 +97,27 @@ TEST_CASE("quantize_static: deterministic, methods, tensorrt, fp8, int16 overrid
     for (auto method : {quench::calib::method::minmax, quench::calib::method::entropy, quench::calib::method::percentile,
                         quench::calib::method::mse}) {
       quantize_options o;
+      o.select_ranges = false;
       o.calibration.method = method;
       auto [m, r] = run(o);
       CAPTURE(quench::calib::method_name(method));
       CHECK(output_sqnr(ref, m, eval) > 12);
       for (const auto& t : r.tensors) CHECK((t.method == quench::calib::method_name(method) || t.method == "shared" || t.method == "fixed"));
     }
+  }
+  SUBCASE("by default each tensor gets the method with the smallest quantization error, and all are listed") {
+    auto [m, r] = run({});
+    int selected = 0;
+    for (const auto& t : r.tensors) {
+      if (!t.shared_with.empty() || t.method == "fixed") continue;
+      REQUIRE(t.candidates.size() >= 4);
+      CHECK(t.method == t.candidates.front().method);
+      CHECK(t.range == t.candidates.front().range);
+      for (const auto& c : t.candidates) CHECK(c.error >= t.candidates.front().error);
+      ++selected;
+    }
+    CHECK(selected == 5);  // x, r1 (for c1), c2, r2 (for s), logits
+    CHECK(output_sqnr(ref, m, eval) > 25);
   }
   SUBCASE("tensorrt: int8, zero points 0, float biases") {
     quantize_options o;

@@ -27,6 +27,7 @@
 #include <string>
 #include <unordered_set>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "quench/calib/calibrate.hpp"
@@ -39,6 +40,7 @@
 #include "quench/pipeline/insert_qdq.hpp"
 #include "quench/pipeline/qdq_plan.hpp"
 #include "quench/pipeline/quant_profile.hpp"
+#include "quench/pipeline/range_selection.hpp"
 #include "quench/pipeline/weight_qparams.hpp"
 #include "quench/quant/choose_qparams.hpp"
 #include "quench/runtime/executor.hpp"
@@ -50,8 +52,12 @@ struct quantize_options {
   quant_profile profile = profile_by_name("ort");
   /// Op types to quantize, nodes and tensors to keep in float.
   plan_options placement;
-  /// Activation calibration: method (minmax, entropy, percentile, mse) and its parameters, batch
-  /// size, executor threads, progress callback. `tensors` is set by quantize_static.
+  /// Choose each activation's range among min-max, percentile, entropy and MSE by the error it
+  /// causes (range_selection.hpp), from one histogram per tensor. Off: `calibration.method` for all.
+  bool select_ranges = true;
+  /// Activation calibration: method (minmax, entropy, percentile, mse; used when select_ranges is
+  /// off) and its parameters, batch size, executor threads, progress callback. `tensors` is set by
+  /// quantize_static.
   calib::calibrate_options calibration;
   weight_method weights = weight_method::minmax;
   /// Upgrade the model's opset when the profile needs a newer one (per-channel QDQ 13, float8 19,
@@ -82,6 +88,8 @@ struct quantized_tensor {
   dtype type = dtype::uint8;
   float scale = 1.f;
   std::int32_t zero_point = 0;
+  /// With select_ranges: every method's range and error, best first.
+  std::vector<range_candidate> candidates;
 };
 
 struct quantize_report {
@@ -221,8 +229,44 @@ inline quantize_report quantize_static(model& m, data::sample_source& source, co
   const qdq_plan& plan = report.plan;
 
   // Ranges: the table's, or calibration of exactly the tensors the plan needs.
-  std::string method = calib::method_name(opt.calibration.method);
+  std::string method = opt.select_ranges ? "auto" : calib::method_name(opt.calibration.method);
   calib::calibration_table ranges;
+  std::map<std::string, std::vector<range_candidate>> candidates;
+  std::map<std::string, dtype> type_of;  // calibrated tensor -> the type its activation gets
+  for (const planned_activation& a : plan.activations) {
+    auto tt = opt.type_overrides.find(a.name);
+    type_of[a.range_of] = tt != opt.type_overrides.end() ? tt->second : profile.activation_type;
+  }
+  // Ranges of `names` from the data: by the error of each method (one signed histogram per
+  // tensor, every method's range from it), or by the one method asked for.
+  auto calibrate_tensors = [&](const std::vector<std::string>& names) {
+    calib::calibrate_options co = opt.calibration;
+    co.tensors = names;
+    co.per_channel = false;  // QDQ activations take one scale
+    co.progress = opt.progress;
+    if (!opt.select_ranges) {
+      const calib::calibration_result r = calib::calibrate(m, source, co);
+      for (const auto& e : r.table.entries()) ranges.add(e);
+      return;
+    }
+    co.method = calib::method::entropy;  // the signed histogram observer
+    const calib::calibration_state st = calib::collect(m, source, co);
+    for (const std::string& t : names) {
+      auto it = st.observers().find(t);
+      if (it == st.observers().end()) continue;
+      const auto* h = std::get_if<calib::histogram_observer>(&it->second);
+      if (!h || h->channels() == 0) continue;  // no finite value: reported below
+      auto c = range_candidates(h->histogram(), type_of.at(t), profile.activation_symmetric);
+      calib::tensor_calibration e;
+      e.name = t;
+      e.observer = "histogram";
+      e.method = c.front().method;
+      e.range = c.front().range;
+      e.nonfinite = calib::observer_nonfinite(it->second);
+      ranges.add(e);
+      candidates[t] = std::move(c);
+    }
+  };
   std::vector<std::string> wanted;
   for (const std::string& t : plan.calibrated_tensors())
     if (!opt.range_overrides.count(t)) wanted.push_back(t);
@@ -239,19 +283,9 @@ inline quantize_report quantize_static(model& m, data::sample_source& source, co
       else
         throw_error(errc::invalid_argument, tensor_context(t), "is quantized but the calibration table has no range for it");
     }
-    if (!missing.empty()) {
-      calib::calibrate_options co = opt.calibration;
-      co.tensors = missing;
-      co.per_channel = false;
-      const calib::calibration_result extra = calib::calibrate(m, source, co);
-      for (const auto& e : extra.table.entries()) ranges.add(e);
-    }
+    if (!missing.empty()) calibrate_tensors(missing);
   } else if (!wanted.empty()) {
-    calib::calibrate_options co = opt.calibration;
-    co.tensors = wanted;
-    co.per_channel = false;  // QDQ activations take one scale
-    co.progress = opt.progress;
-    ranges = calib::calibrate(m, source, co).table;
+    calibrate_tensors(wanted);
     report.calibration_samples = source.size();
   }
   report.table = ranges;
@@ -275,7 +309,9 @@ inline quantize_report quantize_static(model& m, data::sample_source& source, co
         qt.method = "override";
       } else if (const calib::tensor_calibration* e = ranges.find(a.range_of)) {
         qt.range = e->range;
-        qt.method = method;
+        qt.method = method == "auto" || method == "table" ? e->method : method;
+        if (qt.method.empty()) qt.method = method;
+        if (auto c = candidates.find(a.range_of); c != candidates.end()) qt.candidates = c->second;
       } else {
         // Calibration never saw a finite value of it (every sample NaN, or an empty tensor).
         throw_error(errc::invalid_value, tensor_context(a.range_of), "calibration found no finite values to choose a range from");
