@@ -350,3 +350,32 @@ TEST_CASE("float16: every libonnx-testdata model converts (valid by strict shape
   CHECK(invalid.empty());
   CHECK(converted > 2000);
 }
+
+TEST_CASE("float16 conversions of every libonnx-testdata model for ONNX Runtime" * doctest::skip()) {
+  // Writes the float16 conversion of each model and testdata/pairs.txt; the ctest
+  // e2e_float16_testdata_ort checks that ONNX Runtime loads every one whose original it loads.
+  const fs::path root = QUENCH_ONNX_TESTDATA_DIR;
+  REQUIRE_MESSAGE(fs::exists(root), "libonnx-testdata is not installed");
+  const fs::path dir = out_dir / "testdata";
+  fs::create_directories(dir);
+  std::vector<fs::path> files;
+  for (const auto& e : fs::recursive_directory_iterator(root))
+    if (e.path().filename() == "model.onnx") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  std::ofstream pairs(dir / "pairs.txt");
+  int written = 0;
+  for (const auto& file : files) {
+    std::string flat = fs::relative(file.parent_path(), root).string();
+    std::replace(flat.begin(), flat.end(), '/', '_');
+    quench::model m = quench::onnx::load_model(file);
+    try {
+      qp::convert_float16(m);
+    } catch (const quench::error&) {
+      continue;  // opset below 6
+    }
+    quench::onnx::save_model(m, dir / (flat + ".onnx"));
+    pairs << file.string() << " " << flat << ".onnx\n";
+    ++written;
+  }
+  CHECK(written > 1000);
+}

@@ -18,6 +18,13 @@ if(TARGET quench_e2e_tests AND QUENCH_NODE AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR
     COMMAND ${QUENCH_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/ort/compare_float16.js --list
             ${CMAKE_CURRENT_BINARY_DIR}/e2e/float16/pairs.txt --seed 1 --runs 2 --dims batch=2)
   set_tests_properties(e2e_float16_ort PROPERTIES FIXTURES_REQUIRED float16_models LABELS "reference")
+  # Every libonnx-testdata model converted: ONNX Runtime loads each one whose original it loads.
+  add_test(NAME e2e_float16_testdata_apply COMMAND quench_e2e_tests --no-skip "--test-case=float16 conversions of every*")
+  set_tests_properties(e2e_float16_testdata_apply PROPERTIES FIXTURES_SETUP float16_testdata LABELS "reference")
+  add_test(NAME e2e_float16_testdata_ort
+    COMMAND ${QUENCH_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/ort/compare_float16.js --load-only --list
+            ${CMAKE_CURRENT_BINARY_DIR}/e2e/float16/testdata/pairs.txt)
+  set_tests_properties(e2e_float16_testdata_ort PROPERTIES FIXTURES_REQUIRED float16_testdata LABELS "reference" TIMEOUT 600)
   # quench float16 on the command line: --auto-block on an overflowing model, options, refusals.
   if(QUENCH_BUILD_EXAMPLES)
     add_test(NAME example_float16

@@ -40,6 +40,8 @@ namespace quench::pipeline {
 ///   QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear
 ///                        scales must stay float32 below opset 19; QDQ groups fuse in float32
 ///   MeanVarianceNormalization   its ONNX function body adds a float32 epsilon: invalid in half
+///   EyeLike, MelWeightMatrix     no float16 kernel in ONNX Runtime's CPU provider, and its own
+///                        Cast insertion fails on them (they take the output type from an attribute)
 /// onnxconverter-common also blocks Resize (here its scales and roi inputs stay float32 instead,
 /// as ONNX Runtime's own float16 tool does) and Min/Max (exact in any precision).
 ///
@@ -50,7 +52,7 @@ inline std::set<std::string> default_op_block_list() {
   return {"Range",         "CumSum",       "TopK",           "NonMaxSuppression", "RoiAlign",
           "Upsample",      "RandomNormal", "RandomUniform",  "RandomNormalLike",  "RandomUniformLike",
           "Multinomial",   "Bernoulli",    "QuantizeLinear", "DequantizeLinear",  "DynamicQuantizeLinear",
-          "MeanVarianceNormalization"};
+          "MeanVarianceNormalization", "EyeLike", "MelWeightMatrix"};
 }
 
 namespace detail {
