@@ -72,3 +72,7 @@
 #include "quench/quant/quantize.hpp"
 
 #include "quench/runtime/executor.hpp"
+
+#include "quench/sparsity/eligibility.hpp"
+#include "quench/sparsity/nm_mask.hpp"
+#include "quench/sparsity/nm_pattern.hpp"
