@@ -189,14 +189,9 @@ void run_quantize(const quantize_args& a) {
   const bool weights_only = opt.profile.placement == quench::pipeline::qdq_placement::weights;
   if (!weights_only && a.data.empty())
     throw quench::error(quench::errc::invalid_argument, "profile '" + a.profile + "'", "calibrates activations: give --data NAME=FILE.npy");
-  // The float model is loaded once; fallback trials copy it from this buffer.
-  const std::string original = quench::onnx::save_model_buffer(quench::onnx::load_model(a.input));
-  const auto base_dir = std::filesystem::absolute(a.input).parent_path();
-  auto load_float = [&] {
-    quench::onnx::load_options lo;
-    lo.base_dir = base_dir;
-    return quench::onnx::load_model_buffer(original.data(), original.size(), lo);
-  };
+  // Each trial gets its own copy of the float model: loading maps external data instead of
+  // copying it, and works past protobuf's 2 GiB (a serialized copy would not).
+  auto load_float = [&] { return quench::onnx::load_model(a.input); };
   std::unique_ptr<quench::data::sample_source> calib, eval;
   if (!a.data.empty()) calib = std::make_unique<quench::data::npy_source>(named_files(a.data, "--data"));
   if (!a.eval_data.empty()) eval = std::make_unique<quench::data::npy_source>(named_files(a.eval_data, "--eval-data"));
