@@ -73,6 +73,7 @@
 
 #include "quench/runtime/executor.hpp"
 
+#include "quench/sparsity/compress.hpp"
 #include "quench/sparsity/eligibility.hpp"
 #include "quench/sparsity/nm_mask.hpp"
 #include "quench/sparsity/nm_pattern.hpp"

@@ -8,5 +8,9 @@ quench_add_layer_tests(sparsity)
 add_test(NAME sparsity_reference_data
   COMMAND ${QUENCH_REFERENCE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/sparsity/make_asp_reference.py
           ${CMAKE_CURRENT_BINARY_DIR}/data/sparsity)
-set_tests_properties(sparsity_reference_data PROPERTIES FIXTURES_SETUP sparsity_ref LABELS "reference")
+add_test(NAME sparsity_compress_reference_data
+  COMMAND ${QUENCH_REFERENCE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/sparsity/make_compress_reference.py
+          ${CMAKE_CURRENT_BINARY_DIR}/data/sparsity)
+set_tests_properties(sparsity_reference_data sparsity_compress_reference_data PROPERTIES FIXTURES_SETUP sparsity_ref
+  LABELS "reference")
 set_tests_properties(sparsity PROPERTIES FIXTURES_REQUIRED sparsity_ref)

@@ -44,6 +44,31 @@
 #include "quench/sparsity/detail/nm_mask_ref.hpp"
 #include "quench/sparsity/nm_pattern.hpp"
 
+namespace quench::detail {
+
+inline std::string nm_coordinates(const shape& s, std::size_t flat) {
+  std::string out = "[";
+  std::vector<std::int64_t> idx(s.rank());
+  for (std::size_t d = s.rank(); d-- > 0;) {
+    const auto n = static_cast<std::size_t>(s[d]);
+    idx[d] = n ? static_cast<std::int64_t>(flat % n) : 0;
+    flat = n ? flat / n : 0;
+  }
+  for (std::size_t d = 0; d < idx.size(); ++d) out += (d ? ", " : "") + std::to_string(idx[d]);
+  return out + "]";
+}
+
+[[noreturn]] inline void nm_throw_not_finite(const float* w, const shape& s, std::string_view name) {
+  for (std::size_t i = 0; i < s.numel(); ++i)
+    if (!nm_is_finite(w[i]))
+      throw_error(errc::not_finite, tensor_context(name),
+                  "element " + nm_coordinates(s, i) + " is " + (std::isnan(w[i]) ? "NaN" : "Inf") +
+                      "; N:M masks need finite weights");
+  throw_error(errc::not_finite, tensor_context(name), "non-finite weight");  // not reached
+}
+
+}  // namespace quench::detail
+
 namespace quench::sparsity {
 
 using detail::nm_layout;
@@ -63,30 +88,6 @@ inline nm_layout nm_layout_of(const shape& s, std::size_t axis, const std::strin
   return l;
 }
 
-namespace detail_nm {
-
-inline std::string coordinates(const shape& s, std::size_t flat) {
-  std::string out = "[";
-  std::vector<std::int64_t> idx(s.rank());
-  for (std::size_t d = s.rank(); d-- > 0;) {
-    const auto n = static_cast<std::size_t>(s[d]);
-    idx[d] = n ? static_cast<std::int64_t>(flat % n) : 0;
-    flat = n ? flat / n : 0;
-  }
-  for (std::size_t d = 0; d < idx.size(); ++d) out += (d ? ", " : "") + std::to_string(idx[d]);
-  return out + "]";
-}
-
-[[noreturn]] inline void throw_not_finite(const float* w, const shape& s, std::string_view name) {
-  for (std::size_t i = 0; i < s.numel(); ++i)
-    if (!detail::nm_is_finite(w[i]))
-      throw_error(errc::not_finite, tensor_context(name),
-                  "element " + coordinates(s, i) + " is " + (std::isnan(w[i]) ? "NaN" : "Inf") +
-                      "; N:M masks need finite weights");
-  throw_error(errc::not_finite, tensor_context(name), "non-finite weight");  // not reached
-}
-
-}  // namespace detail_nm
 
 /// Throws shape_mismatch (naming the tensor) unless `s[axis]` is a multiple of M.
 inline void check_nm_shape(const shape& s, std::size_t axis, nm_pattern p, std::string_view name = {}) {
@@ -130,7 +131,7 @@ inline void nm_mask(tensor_view<const float> w, std::size_t axis, tensor_view<st
   const nm_layout l = nm_layout_of(w.shape(), axis);
   std::vector<std::uint16_t> rank;
   if (!p.is_2_4()) rank = detail::asp_pattern_ranks(p.n, p.m);
-  if (!nm_mask_kernel(w.data(), mask.data(), l, p, rank.data(), target)) detail_nm::throw_not_finite(w.data(), w.shape(), name);
+  if (!nm_mask_kernel(w.data(), mask.data(), l, p, rank.data(), target)) detail::nm_throw_not_finite(w.data(), w.shape(), name);
 }
 
 /// The values of a float32, float16 or bfloat16 tensor as float32 (exact), which is what ASP scores
