@@ -65,6 +65,10 @@
 #include "quench/pipeline/quantize_weights.hpp"
 #include "quench/pipeline/weight_qparams.hpp"
 
+#include "quench/prune/amount.hpp"
+#include "quench/prune/structured.hpp"
+#include "quench/prune/unstructured.hpp"
+
 #include "quench/quant/choose_qparams.hpp"
 #include "quench/quant/dequantize.hpp"
 #include "quench/quant/dynamic_quantize.hpp"

@@ -14,3 +14,10 @@ add_test(NAME sparsity_compress_reference_data
 set_tests_properties(sparsity_reference_data sparsity_compress_reference_data PROPERTIES FIXTURES_SETUP sparsity_ref
   LABELS "reference")
 set_tests_properties(sparsity PROPERTIES FIXTURES_REQUIRED sparsity_ref)
+
+quench_add_layer_tests(prune)
+add_test(NAME prune_reference_data
+  COMMAND ${QUENCH_REFERENCE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/prune/make_prune_reference.py
+          ${CMAKE_CURRENT_BINARY_DIR}/data/prune)
+set_tests_properties(prune_reference_data PROPERTIES FIXTURES_SETUP prune_ref LABELS "reference")
+set_tests_properties(prune PROPERTIES FIXTURES_REQUIRED prune_ref)
