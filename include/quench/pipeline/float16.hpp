@@ -241,11 +241,16 @@ class half_rewriter {
     tensor half = take_half(*data, "node '" + n.name() + "' value");
     for (std::size_t i = 0; i < n.attributes().size(); ++i) {
       attribute& a = n.attributes()[i];
-      if (a.name != "value" && a.name != "value_float" && a.name != "value_floats") continue;
+      if (a.name == "value" && a.t) {
+        // In place, so the tensor's other fields (doc string, name) and the attribute's stay.
+        half.set_name(a.t->name());
+        *a.t = std::move(half);
+        if (!a.tensor_encodings.empty() && a.tensor_encodings[0] == tensor_encoding::typed) a.tensor_encodings[0] = tensor_encoding::raw;
+        break;
+      }
+      if (a.name != "value_float" && a.name != "value_floats") continue;
       half.set_name({});
-      attribute repl = attribute::make_tensor("value", std::move(half));
-      repl.residual = a.name == "value" ? a.residual : std::string();
-      n.attributes()[i] = std::move(repl);
+      n.attributes()[i] = attribute::make_tensor("value", std::move(half));  // same position
       break;
     }
     ++report_.constants_converted;
