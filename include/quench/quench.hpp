@@ -75,6 +75,7 @@
 #include "quench/quant/qparams.hpp"
 #include "quench/quant/quantize.hpp"
 
+#include "quench/recover/cross_layer_equalization.hpp"
 #include "quench/runtime/executor.hpp"
 
 #include "quench/sparsity/compress.hpp"

@@ -43,6 +43,7 @@
 #include "quench/pipeline/range_selection.hpp"
 #include "quench/pipeline/weight_qparams.hpp"
 #include "quench/quant/choose_qparams.hpp"
+#include "quench/recover/cross_layer_equalization.hpp"
 #include "quench/runtime/executor.hpp"
 #include "quench/version.hpp"
 
@@ -63,6 +64,9 @@ struct quantize_options {
   /// Upgrade the model's opset when the profile needs a newer one (per-channel QDQ 13, float8 19,
   /// 16-bit and 4-bit QDQ 21) instead of refusing it.
   bool upgrade_opset = true;
+  /// Cross-layer equalization after the clean-up (recover/cross_layer_equalization.hpp): evens out
+  /// per-channel weight ranges across Conv/Gemm pairs; pays most with per-tensor weights.
+  bool equalize = false;
   /// Run passes::standard_passes first (models exported with weights in Constant nodes or with
   /// BatchNormalization need it; a model already prepared is left as it is).
   bool preprocess = true;
@@ -97,6 +101,7 @@ struct quantize_report {
   std::int64_t opset_before = 0;  ///< the model's opset as given
   passes::upgrade_report upgrade;  ///< what the opset upgrade did (nothing when none was needed)
   passes::standard_report preprocess;
+  recover::equalize_report equalization;  ///< empty unless quantize_options::equalize
   qdq_plan plan;
   qdq_insert_report inserted;
   std::vector<quantized_tensor> tensors;
@@ -148,6 +153,7 @@ inline std::string settings_text(const quantize_options& o, const std::string& m
   s += ";weights=" + to_string(p.weight_type) + (p.weight_symmetric ? "/symmetric" : "/asymmetric");
   s += std::string(";per_channel=") + (p.per_channel ? "1" : "0") + ";bias_int32=" + (p.quantize_bias ? "1" : "0");
   s += ";method=" + method + ";weight_method=" + (o.weights == weight_method::mse ? "mse" : "minmax");
+  if (o.equalize) s += ";cle=1";
   if (p.block_size) s += ";block_size=" + std::to_string(p.block_size);
   auto list = [&](const char* key, const std::set<std::string>& v) {
     if (v.empty()) return;
@@ -222,6 +228,7 @@ inline quantize_report quantize_static(model& m, data::sample_source& source, co
   if (opt.preprocess) report.preprocess = passes::standard_passes(g, opset);
   detail::name_all_nodes(g);
   g.topological_sort();
+  if (opt.equalize) report.equalization = recover::equalize(m);
 
   const bool weights_only = profile.placement == qdq_placement::weights;
   const auto floats = weights_only ? std::unordered_set<std::string>{} : detail::float_activations(m, source, opt.calibration.executor);
