@@ -69,6 +69,13 @@
 #include "quench/prune/structured.hpp"
 #include "quench/prune/unstructured.hpp"
 
+#include "quench/qat/fake_quant_params.hpp"
+#include "quench/qat/fake_quantize.hpp"
+#include "quench/qat/fake_quantizer.hpp"
+#include "quench/qat/float8_fake_quantize.hpp"
+#include "quench/qat/learnable_fake_quantize.hpp"
+#include "quench/qat/observer.hpp"
+
 #include "quench/quant/choose_qparams.hpp"
 #include "quench/quant/dequantize.hpp"
 #include "quench/quant/dynamic_quantize.hpp"

@@ -301,7 +301,7 @@ TEST_CASE("bad parameters and shapes are a quench::error naming what is wrong") 
     try {
       call(p);
     } catch (const quench::error& e) {
-      MESSAGE(e.what());
+      MESSAGE(std::string(e.what()));
       return e.code();
     }
     return quench::errc{};
