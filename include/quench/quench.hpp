@@ -59,10 +59,12 @@
 #include "quench/pipeline/fallback.hpp"
 #include "quench/pipeline/float16.hpp"
 #include "quench/pipeline/insert_qdq.hpp"
+#include "quench/pipeline/prune.hpp"
 #include "quench/pipeline/qdq_plan.hpp"
 #include "quench/pipeline/quant_profile.hpp"
 #include "quench/pipeline/quantize_static.hpp"
 #include "quench/pipeline/quantize_weights.hpp"
+#include "quench/pipeline/sparsify.hpp"
 #include "quench/pipeline/weight_qparams.hpp"
 
 #include "quench/prune/amount.hpp"
@@ -89,3 +91,4 @@
 #include "quench/sparsity/eligibility.hpp"
 #include "quench/sparsity/nm_mask.hpp"
 #include "quench/sparsity/nm_pattern.hpp"
+#include "quench/sparsity/permutation.hpp"
