@@ -98,7 +98,8 @@ def compare(binary, torch_times):
     """Runs quench_qat_bench (without its own torch child) and prints quench vs torch."""
     res = subprocess.run([binary, "--benchmark_format=json", "--benchmark_filter=^(fq|learnable|memcpy)"],
                          capture_output=True, text=True, env={"QUENCH_QAT_BENCH_NO_TORCH": "1"}, check=True)
-    rows = {b["name"]: b for b in json.loads(res.stdout)["benchmarks"]}
+    # Names carry Google Benchmark's suffixes ("fq_fwd_bwd/best/min_time:1.000/real_time").
+    rows = {b["name"].split("/min_time")[0]: b for b in json.loads(res.stdout)["benchmarks"]}
     pairs = [("fq_fwd_bwd/best", "fq_fwd_bwd"), ("fq_fwd/best", "fq_fwd"), ("fq_pc_fwd_bwd/best", "fq_pc_fwd_bwd"),
              ("learnable_fwd_bwd/best", "learnable_fwd_bwd"), ("learnable_pc_fwd_bwd/best", "learnable_pc_fwd_bwd")]
     print(f"{'benchmark':28s} {'quench ms':>10s} {'torch ms':>10s} {'speedup':>8s} {'vs memcpy':>10s}")
