@@ -50,8 +50,12 @@ void check_type(dtype t) {
         std::vector<std::uint8_t> m(x.size());
         quench::fake_quantize_float8(quench::const_tensor_view<float>(x.data(), s), p, quench::tensor_view<float>(y.data(), s),
                                      quench::tensor_view<std::uint8_t>(m.data(), s), target);
+        std::vector<float> y2(x.size());
+        quench::fake_quantize_float8(quench::const_tensor_view<float>(x.data(), s), p, quench::tensor_view<float>(y2.data(), s),
+                                     target);
         std::size_t bad = 0;
         for (std::size_t i = 0; i < x.size(); ++i) {
+          bad += !qat_test::same_bits(y2[i], want[i]);
           const float sc = p.granularity == quench::quant_granularity::per_tensor ? p.scales[0] : p.scales[i / 1000];
           const float r = x[i] / sc;
           const bool want_mask = !std::isnan(r) && !overflows<Float8>(r);

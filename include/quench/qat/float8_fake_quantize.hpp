@@ -49,19 +49,18 @@ inline float float8_finite_bound() noexcept {
   return std::isfinite(back) ? mid : std::nextafter(mid, 0.f);
 }
 
-template <class Float8>
-inline void float8_fake_quantize_run(const float* x, std::size_t n, const float* scale, bool vec, bool saturate,
-                                     float bound, float* y, std::uint8_t* mask, simd_target target) noexcept {
+template <class Float8, bool Vec>
+inline void float8_fake_quantize_run(const float* x, std::size_t n, const float* scale, bool saturate, float bound,
+                                     float* y, std::uint8_t* mask, simd_target target) noexcept {
   float r[fq_chunk];
   Float8 q[fq_chunk];
   for (std::size_t o = 0; o < n; o += fq_chunk) {
     const std::size_t l = n - o < fq_chunk ? n - o : fq_chunk;
-    for (std::size_t j = 0; j < l; ++j) r[j] = x[o + j] / (vec ? scale[o + j] : scale[0]);
-    if (mask)
-      for (std::size_t j = 0; j < l; ++j) mask[o + j] = std::fabs(r[j]) <= bound ? 1 : 0;
+    const float* s = Vec ? scale + o : scale;
+    float8_divide<Vec>(x + o, l, s, bound, r, mask ? mask + o : nullptr, target);
     convert(static_cast<const float*>(r), q, l, saturate, target);
     convert(static_cast<const Float8*>(q), r, l, target);
-    for (std::size_t j = 0; j < l; ++j) y[o + j] = r[j] * (vec ? scale[o + j] : scale[0]);
+    float8_multiply<Vec>(r, l, s, y + o, target);
   }
 }
 
@@ -72,12 +71,12 @@ inline void float8_fake_quantize_kernel(const float* x, const quant_plan& plan, 
   for_each_run(
       plan,
       [&](std::size_t off, std::size_t len, std::size_t k) {
-        float8_fake_quantize_run<Float8>(x + off, len, plan.scale + k, false, saturate, bound, y + off,
-                                         mask ? mask + off : nullptr, target);
+        float8_fake_quantize_run<Float8, false>(x + off, len, plan.scale + k, saturate, bound, y + off,
+                                                mask ? mask + off : nullptr, target);
       },
       [&](std::size_t off, std::size_t len, std::size_t k) {
-        float8_fake_quantize_run<Float8>(x + off, len, plan.scale + k, true, saturate, bound, y + off,
-                                         mask ? mask + off : nullptr, target);
+        float8_fake_quantize_run<Float8, true>(x + off, len, plan.scale + k, saturate, bound, y + off,
+                                               mask ? mask + off : nullptr, target);
       });
 }
 

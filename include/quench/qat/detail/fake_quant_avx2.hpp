@@ -211,6 +211,37 @@ QUENCH_DETAIL_QAT_AVX2 inline void learnable_backward_vec_avx2(const float* x, c
   if (i < n) learnable_backward_vec_ref(x + i, dy + i, n - i, offset_channels(ch, i), c, dx + i, acc_scale + i, acc_zp + i);
 }
 
+// ---- float8 fake quant -------------------------------------------------------------------------
+
+template <bool Vec>
+QUENCH_DETAIL_QAT_AVX2 inline void float8_divide_avx2(const float* x, std::size_t n, const float* scale, float bound,
+                                                      float* r, std::uint8_t* mask) noexcept {
+  const __m256 vb = _mm256_set1_ps(bound), sign = _mm256_set1_ps(-0.f);
+  __m256 s = _mm256_set1_ps(scale[0]);
+  std::size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256 m[4];
+    for (int k = 0; k < 4; ++k) {
+      if (Vec) s = _mm256_loadu_ps(scale + i + 8 * k);
+      const __m256 q = _mm256_div_ps(_mm256_loadu_ps(x + i + 8 * k), s);
+      _mm256_storeu_ps(r + i + 8 * k, q);
+      m[k] = _mm256_cmp_ps(_mm256_andnot_ps(sign, q), vb, _CMP_LE_OQ);
+    }
+    if (mask) store_mask32_avx2(mask + i, m[0], m[1], m[2], m[3]);
+  }
+  if (i < n) float8_divide_ref<Vec>(x + i, n - i, Vec ? scale + i : scale, bound, r + i, mask ? mask + i : nullptr);
+}
+
+template <bool Vec>
+QUENCH_DETAIL_QAT_AVX2 inline void float8_multiply_avx2(const float* v, std::size_t n, const float* scale,
+                                                        float* y) noexcept {
+  const __m256 s = _mm256_set1_ps(scale[0]);
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(v + i), Vec ? _mm256_loadu_ps(scale + i) : s));
+  if (i < n) float8_multiply_ref<Vec>(v + i, n - i, Vec ? scale + i : scale, y + i);
+}
+
 // ---- observers -----------------------------------------------------------------------------
 
 /// |v| > FLT_MAX or NaN, as all-ones lanes.

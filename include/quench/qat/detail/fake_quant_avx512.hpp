@@ -183,6 +183,31 @@ QUENCH_DETAIL_QAT_AVX512 inline void learnable_backward_vec_avx512(const float* 
   if (i < n) learnable_backward_vec_ref(x + i, dy + i, n - i, offset_channels(ch, i), c, dx + i, acc_scale + i, acc_zp + i);
 }
 
+template <bool Vec>
+QUENCH_DETAIL_QAT_AVX512 inline void float8_divide_avx512(const float* x, std::size_t n, const float* scale,
+                                                          float bound, float* r, std::uint8_t* mask) noexcept {
+  const __m512 vb = _mm512_set1_ps(bound);
+  __m512 s = _mm512_set1_ps(scale[0]);
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    if (Vec) s = _mm512_loadu_ps(scale + i);
+    const __m512 q = _mm512_div_ps(_mm512_loadu_ps(x + i), s);
+    _mm512_storeu_ps(r + i, q);
+    if (mask) store_mask16_avx512(mask + i, _mm512_cmp_ps_mask(_mm512_abs_ps(q), vb, _CMP_LE_OQ));
+  }
+  if (i < n) float8_divide_ref<Vec>(x + i, n - i, Vec ? scale + i : scale, bound, r + i, mask ? mask + i : nullptr);
+}
+
+template <bool Vec>
+QUENCH_DETAIL_QAT_AVX512 inline void float8_multiply_avx512(const float* v, std::size_t n, const float* scale,
+                                                            float* y) noexcept {
+  const __m512 s = _mm512_set1_ps(scale[0]);
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(v + i), Vec ? _mm512_loadu_ps(scale + i) : s));
+  if (i < n) float8_multiply_ref<Vec>(v + i, n - i, Vec ? scale + i : scale, y + i);
+}
+
 QUENCH_DETAIL_QAT_AVX512 inline bool minmax_run_avx512(const float* x, std::size_t n, float& mn, float& mx) noexcept {
   std::size_t i = 0;
   bool finite = true;

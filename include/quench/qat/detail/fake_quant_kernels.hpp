@@ -78,6 +78,21 @@ inline void learnable_backward_vec(const float* x, const float* dy, std::size_t 
   learnable_backward_vec_ref(x, dy, n, ch, c, dx, acc_scale, acc_zp);
 }
 
+template <bool Vec>
+inline void float8_divide(const float* x, std::size_t n, const float* scale, float bound, float* r,
+                          std::uint8_t* mask, simd_target target) noexcept {
+  QUENCH_DETAIL_QAT_DISPATCH(target, float8_divide_avx512<Vec>(x, n, scale, bound, r, mask),
+                             float8_divide_avx2<Vec>(x, n, scale, bound, r, mask));
+  float8_divide_ref<Vec>(x, n, scale, bound, r, mask);
+}
+
+template <bool Vec>
+inline void float8_multiply(const float* v, std::size_t n, const float* scale, float* y, simd_target target) noexcept {
+  QUENCH_DETAIL_QAT_DISPATCH(target, float8_multiply_avx512<Vec>(v, n, scale, y),
+                             float8_multiply_avx2<Vec>(v, n, scale, y));
+  float8_multiply_ref<Vec>(v, n, scale, y);
+}
+
 inline bool minmax_run(const float* x, std::size_t n, float& mn, float& mx, simd_target target) noexcept {
   QUENCH_DETAIL_QAT_DISPATCH(target, minmax_run_avx512(x, n, mn, mx), minmax_run_avx2(x, n, mn, mx));
   return minmax_run_ref(x, n, mn, mx);

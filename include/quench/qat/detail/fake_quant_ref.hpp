@@ -191,6 +191,25 @@ inline void learnable_backward_vec_ref(const float* x, const float* dy, std::siz
   }
 }
 
+// ---- float8 fake quant -------------------------------------------------------------------------
+
+/// r = x / scale (a true division, as QuantizeLinear) and mask = |r| <= bound (the conversion will
+/// not overflow); `mask` may be null. Scale per element (Vec) or one.
+template <bool Vec>
+inline void float8_divide_ref(const float* x, std::size_t n, const float* scale, float bound, float* r,
+                              std::uint8_t* mask) noexcept {
+  for (std::size_t i = 0; i < n; ++i) {
+    r[i] = x[i] / scale[Vec ? i : 0];
+    if (mask) mask[i] = std::fabs(r[i]) <= bound ? 1 : 0;
+  }
+}
+
+/// y = v * scale (DequantizeLinear's product).
+template <bool Vec>
+inline void float8_multiply_ref(const float* v, std::size_t n, const float* scale, float* y) noexcept {
+  for (std::size_t i = 0; i < n; ++i) y[i] = v[i] * scale[Vec ? i : 0];
+}
+
 // ---- observers -----------------------------------------------------------------------------
 
 /// Min and max of a finite run; returns false if it holds NaN or +-Inf. A zero extreme is returned
