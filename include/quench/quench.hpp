@@ -76,6 +76,7 @@
 #include "quench/qat/fake_quantizer.hpp"
 #include "quench/qat/float8_fake_quantize.hpp"
 #include "quench/qat/learnable_fake_quantize.hpp"
+#include "quench/qat/learnable_fake_quantizer.hpp"
 #include "quench/qat/observer.hpp"
 
 #include "quench/quant/choose_qparams.hpp"

@@ -26,6 +26,9 @@ Every output is computed by torch itself, single-threaded, on the CPU:
                min_val, max_val and calculate_qparams after every batch.
   fake_quantizer  torch.ao.quantization.FakeQuantize stepped with its observer and fake-quant
                switches toggled: output, mask, scale and zero point after every step.
+  learnable_quantizer  torch.ao.quantization._LearnableFakeQuantize through its three modes, with
+               plain SGD steps on the scale and zero point (done in numpy, each operation rounded to
+               float32): output, dx, parameters and their gradients after every step.
 
 Files in OUTPUT_DIR: raw little-endian arrays (<name>.f32/.f64/.f16/.u8) and reference.json, which
 describes every case (floats as uint32 bit patterns, exact sums as JSON doubles).
@@ -413,6 +416,64 @@ def fake_quantizer_cases(rng):
     ]
 
 
+def learnable_quantizer_case(rng, name, o, qmin, qmax, channels, use_grad_scaling, shape, steps):
+    from torch.ao.quantization._learnable_fake_quantize import _LearnableFakeQuantize
+    kw = observer_kwargs(o)
+    kw.pop("quant_min", None)
+    kw.pop("quant_max", None)
+    obs_cls = MovingAveragePerChannelMinMaxObserver if channels else MovingAverageMinMaxObserver
+    lfq = _LearnableFakeQuantize(observer=obs_cls, quant_min=qmin, quant_max=qmax, channel_len=channels or -1,
+                                 use_grad_scaling=use_grad_scaling, **kw)
+    out = []
+    for k, (mode, lr) in enumerate(steps):
+        getattr(lfq, "enable_" + mode)()
+        x = batch(rng, shape, k % 3, "float32")
+        x[tuple(0 for _ in shape)] = F32(30.0)
+        dy = rng.standard_normal(shape).astype(F32)
+        xt = torch.from_numpy(x.copy()).requires_grad_()
+        y = lfq(xt)
+        y.backward(torch.from_numpy(dy.copy()))
+        rec = {"mode": mode, "x": save(f"{name}_s{k}_x", x), "dy": save(f"{name}_s{k}_dy", dy),
+               "y": save(f"{name}_s{k}_y", y.detach().numpy()), "dx": save(f"{name}_s{k}_dx", xt.grad.numpy()),
+               "scale": bits_list(lfq.scale.detach().numpy()), "zero_point": bits_list(lfq.zero_point.detach().numpy())}
+        if lfq.scale.grad is not None:
+            g_s, g_z = lfq.scale.grad.numpy().copy(), lfq.zero_point.grad.numpy().copy()
+            rec["scale_grad"], rec["zero_point_grad"] = bits_list(g_s), bits_list(g_z)
+            # Plain SGD in numpy, each operation rounded to float32 (not torch's optimizer, whose
+            # fused or unfused arithmetic is not this test's subject).
+            lr32 = F32(lr)
+            s_new = (lfq.scale.detach().numpy() - (lr32 * g_s).astype(F32)).astype(F32)
+            z_new = (lfq.zero_point.detach().numpy() - (lr32 * g_z).astype(F32)).astype(F32)
+            with torch.no_grad():
+                lfq.scale.copy_(torch.from_numpy(s_new))
+                lfq.zero_point.copy_(torch.from_numpy(z_new))
+            lfq.scale.grad = None
+            lfq.zero_point.grad = None
+            rec["scale_after"], rec["zero_point_after"] = bits_list(s_new), bits_list(z_new)
+        out.append(rec)
+    s, z = lfq.calculate_qparams()
+    return {"name": name, "options": o, "qmin": qmin, "qmax": qmax, "channels": channels,
+            "use_grad_scaling": use_grad_scaling, "shape": list(shape), "steps": out,
+            "final_scale": bits_list(s.numpy()), "final_zero_point": [int(v) for v in z.reshape(-1)]}
+
+
+def learnable_quantizer_cases(rng):
+    steps = [("static_estimate", 0), ("static_estimate", 0), ("param_learning", 0.01), ("param_learning", 0.05),
+             ("param_learning", 0.02), ("static_observation", 0), ("param_learning", 0.01)]
+    return [
+        learnable_quantizer_case(rng, "lfqm_act", observer_options("uint8", False), 0, 255, 0, False, (16, 9), steps),
+        learnable_quantizer_case(rng, "lfqm_act_lsq", observer_options("uint8", False, c=0.5), 0, 15, 0, True,
+                                 (40, 3), steps),
+        learnable_quantizer_case(rng, "lfqm_weight_sym", observer_options("int8", True), -128, 127, 0, True, (8, 8),
+                                 steps),
+        learnable_quantizer_case(rng, "lfqm_per_channel", observer_options("int8", True, per_channel=True), -8, 7, 6,
+                                 True, (6, 5, 4), steps),
+        learnable_quantizer_case(rng, "lfqm_per_channel_aff", observer_options("uint8", False, per_channel=True,
+                                                                              ch_axis=1), 0, 255, 5, False, (3, 5, 7),
+                                 steps),
+    ]
+
+
 def main():
     global OUT
     if len(sys.argv) != 2:
@@ -429,12 +490,14 @@ def main():
         "learnable": learnable_cases(rng),
         "observers": observer_cases(rng),
         "fake_quantizer": fake_quantizer_cases(rng),
+        "learnable_quantizer": learnable_quantizer_cases(rng),
     }
     with open(os.path.join(OUT, "reference.json.tmp"), "w") as f:
         json.dump(ref, f)
     os.replace(os.path.join(OUT, "reference.json.tmp"), os.path.join(OUT, "reference.json"))
     print(f"qat reference: {len(ref['fake_quant'])} fake-quant, {len(ref['learnable'])} learnable, "
-          f"{len(ref['observers'])} observer, {len(ref['fake_quantizer'])} FakeQuantize cases in "
+          f"{len(ref['observers'])} observer, {len(ref['fake_quantizer'])} FakeQuantize, "
+          f"{len(ref['learnable_quantizer'])} _LearnableFakeQuantize cases in "
           f"{time.time() - t0:.1f} s -> {OUT}")
     return 0
 
