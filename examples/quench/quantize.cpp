@@ -45,7 +45,7 @@ struct quantize_args {
   std::string labels;
   std::string method = "auto", weight_method = "minmax";
   std::string activation_type, weight_type;
-  bool cle = false;
+  bool cle = false, bias_correction = false;
   bool per_tensor = false, symmetric_activations = false, no_bias = false, no_preprocess = false, quiet = false;
   std::int64_t block_size = 0;
   std::vector<std::string> exclude, exclude_tensors, op_types, ranges, types;
@@ -164,6 +164,7 @@ void run_quantize(const quantize_args& a) {
   if (a.no_bias) opt.profile.quantize_bias = false;
   opt.preprocess = !a.no_preprocess;
   opt.equalize = a.cle;
+  opt.correct_bias = a.bias_correction;
   opt.placement.exclude_nodes = std::set<std::string>(a.exclude.begin(), a.exclude.end());
   opt.placement.exclude_tensors = std::set<std::string>(a.exclude_tensors.begin(), a.exclude_tensors.end());
   opt.placement.op_types = std::set<std::string>(a.op_types.begin(), a.op_types.end());
@@ -227,6 +228,12 @@ void run_quantize(const quantize_args& a) {
                 static_cast<long long>(r.quantized.opset()), rep.upgrade.rewrites, rep.upgrade.moved);
   if (!rep.equalization.pairs.empty())
     std::printf("cross-layer equalization: %zu layer pairs in %d passes\n", rep.equalization.pairs.size(), rep.equalization.passes);
+  if (!rep.bias_correction.layers.empty()) {
+    double largest = 0;
+    for (const auto& l : rep.bias_correction.layers) largest = std::max(largest, l.max_shift);
+    std::printf("bias correction: %zu layers in %d passes (largest shift %.4g)\n", rep.bias_correction.layers.size(), rep.bias_correction.passes,
+                largest);
+  }
   std::printf("%s: %zu activations, %zu weights, %zu int32 biases quantized; %zu Relu/Clip absorbed; %zu layer(s) kept in float\n",
               rep.profile.c_str(), rep.inserted.activations.size(), rep.inserted.weights.size(), rep.inserted.biases.size(),
               rep.plan.absorbed.size(), r.fell_back.size());
@@ -351,6 +358,7 @@ void add_quantize_command(CLI::App& app) {
   cmd->add_option("--block-size", a.block_size, "blocked weights (weight-only int4/uint4, opset 21): elements per block");
   cmd->add_flag("--float-bias", a.no_bias, "keep biases in float (no int32 bias DequantizeLinear)");
   cmd->add_flag("--cle", a.cle, "cross-layer equalization of Conv/Gemm pairs before quantizing (helps per-tensor weights most)");
+  cmd->add_flag("--bias-correction", a.bias_correction, "correct each quantized Conv/Gemm's bias so its output means match the float model's");
   cmd->add_flag("--no-preprocess", a.no_preprocess, "skip the clean-up passes (constants, BatchNorm folding, ...)");
   cmd->add_option("--exclude", a.exclude, "node names to keep in float");
   cmd->add_option("--exclude-tensor", a.exclude_tensors, "tensor names never to quantize");

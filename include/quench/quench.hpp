@@ -55,6 +55,7 @@
 #include "quench/numeric/gemm.hpp"
 #include "quench/numeric/int4.hpp"
 
+#include "quench/pipeline/bias_correction.hpp"
 #include "quench/pipeline/error_report.hpp"
 #include "quench/pipeline/fallback.hpp"
 #include "quench/pipeline/float16.hpp"

@@ -238,3 +238,39 @@ TEST_CASE("error report: per-tensor SQNR worst first; fallback never makes the o
   for (std::size_t i = 1; i < fr.sensitivity.size(); ++i) CHECK(fr.sensitivity[i - 1].sqnr_db >= fr.sensitivity[i].sqnr_db);
   CHECK(fr.errors.output_sqnr_db() >= fr.initial_sqnr_db);
 }
+
+TEST_CASE("bias correction: layer output means match the float model's; never worse on this model; TensorRT keeps float biases") {
+  const auto ref = quench_test::residual_cnn();
+  auto eval = quench_test::residual_cnn_data(8, 99);
+  auto build = [&](bool correct, const char* profile) {
+    auto m = quench_test::residual_cnn();
+    auto data = quench_test::residual_cnn_data(32);
+    quantize_options o;
+    o.profile = profile_by_name(profile);
+    o.profile.per_channel = false;  // larger weight error, larger mean shift to correct
+    o.correct_bias = correct;
+    auto r = quantize_static(m, data, o);
+    return std::make_pair(std::move(m), std::move(r));
+  };
+  auto [plain, rp] = build(false, "ort");
+  auto [fixed, rf] = build(true, "ort");
+  CHECK(rp.bias_correction.layers.empty());
+  CHECK(rf.bias_correction.layers.size() == 3);  // conv1, conv2, gemm
+  CHECK(rf.bias_correction.passes == 2);
+  // The corrected means: measured again on the calibration samples, closer to the float ones.
+  auto calib = quench_test::residual_cnn_data(32);
+  const std::vector<std::string> outs{"c1", "c2", "logits"};
+  const auto want = quench::pipeline::layer_output_means(ref, calib, outs);
+  auto gap = [&](const quench::model& q) {
+    const auto got = quench::pipeline::layer_output_means(q, calib, {"c2"});
+    double worst = 0;
+    for (std::size_t k = 0; k < want.at("c2").size(); ++k) worst = std::max(worst, std::fabs(want.at("c2")[k] - got.at("c2")[k]));
+    return worst;
+  };
+  CHECK(gap(fixed) < gap(plain));
+  CHECK(output_sqnr(ref, fixed, eval) > output_sqnr(ref, plain, eval) - 0.5);
+  auto [trt, rt] = build(true, "tensorrt");
+  for (const quench::node* n : trt.main_graph().nodes())
+    if (n->op_type() == "DequantizeLinear" && n->input(0)->initializer()) CHECK(n->input(0)->initializer()->dtype() != dtype::int32);
+  CHECK(rt.bias_correction.layers.size() == 3);
+}

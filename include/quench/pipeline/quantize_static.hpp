@@ -37,6 +37,7 @@
 #include "quench/graph/model.hpp"
 #include "quench/graph/passes/standard.hpp"
 #include "quench/graph/passes/upgrade_opset.hpp"
+#include "quench/pipeline/bias_correction.hpp"
 #include "quench/pipeline/insert_qdq.hpp"
 #include "quench/pipeline/qdq_plan.hpp"
 #include "quench/pipeline/quant_profile.hpp"
@@ -67,6 +68,10 @@ struct quantize_options {
   /// Cross-layer equalization after the clean-up (recover/cross_layer_equalization.hpp): evens out
   /// per-channel weight ranges across Conv/Gemm pairs; pays most with per-tensor weights.
   bool equalize = false;
+  /// Empirical bias correction after the Q/DQ insertion (bias_correction.hpp): per-channel output
+  /// means of every quantized Conv/Gemm matched to the float model's on calibration samples.
+  bool correct_bias = false;
+  bias_correction_options bias_correction;
   /// Run passes::standard_passes first (models exported with weights in Constant nodes or with
   /// BatchNormalization need it; a model already prepared is left as it is).
   bool preprocess = true;
@@ -102,6 +107,7 @@ struct quantize_report {
   passes::upgrade_report upgrade;  ///< what the opset upgrade did (nothing when none was needed)
   passes::standard_report preprocess;
   recover::equalize_report equalization;  ///< empty unless quantize_options::equalize
+  bias_correction_report bias_correction;  ///< empty unless quantize_options::correct_bias
   qdq_plan plan;
   qdq_insert_report inserted;
   std::vector<quantized_tensor> tensors;
@@ -154,6 +160,7 @@ inline std::string settings_text(const quantize_options& o, const std::string& m
   s += std::string(";per_channel=") + (p.per_channel ? "1" : "0") + ";bias_int32=" + (p.quantize_bias ? "1" : "0");
   s += ";method=" + method + ";weight_method=" + (o.weights == weight_method::mse ? "mse" : "minmax");
   if (o.equalize) s += ";cle=1";
+  if (o.correct_bias) s += ";bias_correction=1";
   if (p.block_size) s += ";block_size=" + std::to_string(p.block_size);
   auto list = [&](const char* key, const std::set<std::string>& v) {
     if (v.empty()) return;
@@ -353,7 +360,27 @@ inline quantize_report quantize_static(model& m, data::sample_source& source, co
   wo.symmetric = profile.weight_symmetric;
   wo.method = opt.weights;
   wo.block_size = profile.block_size;
+  // Bias correction measures the float layers' output means now, before the model changes.
+  std::map<std::string, std::vector<double>> float_means;
+  if (opt.correct_bias && !weights_only) {
+    std::vector<std::string> outputs;
+    std::unordered_map<std::string, const node*> by_name;
+    for (const node* n : g.nodes()) by_name.emplace(n->name(), n);
+    for (const std::string& name : plan.quantized_nodes) {
+      const node* n = by_name.at(name);
+      if ((n->is("Conv") || n->is("ConvTranspose") || n->is("Gemm")) && n->output(0)) outputs.push_back(n->output(0)->name());
+    }
+    bias_correction_options bo = opt.bias_correction;
+    bo.executor = opt.calibration.executor;
+    float_means = layer_output_means(m, source, outputs, bo);
+  }
   report.inserted = insert_qdq(m, plan, params, wo);
+  if (opt.correct_bias && !weights_only) {
+    bias_correction_options bo = opt.bias_correction;
+    bo.executor = opt.calibration.executor;
+    bo.add_int32_bias = profile.quantize_bias;
+    report.bias_correction = correct_biases(m, float_means, source, bo);
+  }
   report.settings = detail::settings_text(opt, method);
   for (auto it = m.metadata_props.begin(); it != m.metadata_props.end();)
     it = it->first == "quench.quantize" ? m.metadata_props.erase(it) : it + 1;
