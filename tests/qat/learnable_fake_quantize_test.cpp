@@ -101,6 +101,12 @@ TEST_CASE("learnable gradients follow torch's three cases, zero point added befo
   const float z_out = -(3.f * s * 0.5f) - (-1.f * s * 0.5f) - (1.f * s * 0.5f);  // -dy * s * g outside
   CHECK(g.dzp[0] == z_out);
 
+  // +Inf is above quant_max (torch 1.13's int64 conversion takes the quant_min branch instead).
+  const auto gi = run_backward({2.f}, {std::numeric_limits<float>::infinity()}, {1}, {s}, {3.f}, o);
+  CHECK(gi.dx[0] == 0.f);
+  CHECK(gi.dscale[0] == 2.f * (15.f - 3.f) * 0.5f);
+  CHECK(gi.dzp[0] == -2.f * s * 0.5f);
+
   // Find a tie where fma(x, 1/s, zp) and round(x * (1/s)) + zp differ, and check torch's (FMA) choice.
   const float sc = 0.1f, inv = 1.f / sc;
   bool found = false;

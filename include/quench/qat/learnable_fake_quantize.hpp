@@ -28,6 +28,10 @@
 // |quench - torch| <= (ceil(log2 n) + 1) * 2^-24 * sum |terms|, the pairwise-summation bound, and
 // measure torch at most 0.25 * log2 n * 2^-24 * sum |terms| from the exact sum.
 //
+// +Inf and quotients of 2^63 quanta or more are above quant_max here; torch 1.13's int64
+// conversion puts them below quant_min (dscale term dy * (qmin - zp) instead of dy * (qmax - zp),
+// output quant_min instead of quant_max). Every other input agrees.
+//
 // quench requires what torch's backward checks (quant_min <= 0 <= quant_max, a zero point that is
 // not NaN) in both passes, and also a finite scale > 0: _LearnableFakeQuantize clamps its scale to
 // float32 eps before each call, and a caller driving these ops directly should do the same.

@@ -18,9 +18,10 @@
 //              with the products evaluated left to right, each rounded to float32.
 //
 // NaN inputs fall below quant_min (torch converts NaN to int64 as INT64_MIN on x86), so they give
-// quant_min, mask 0. The one deliberate difference: torch 1.13 also converts quotients of 2^63 or
-// more, and +Inf, to INT64_MIN and so outputs quant_min for them; quench saturates them to
-// quant_max as QuantizeLinear does and as torch itself does since its fix (qval kept in float).
+// quant_min, mask 0. The one deliberate difference: torch 1.13's float kernels also convert
+// quotients of 2^63 or more, and +Inf, to INT64_MIN and so output quant_min for them (and take the
+// quant_min branch of the learnable gradients); quench saturates them to quant_max (and takes the
+// quant_max branch), as QuantizeLinear, torch's double kernel and later torch's float kernel do.
 // Their mask is 0 either way.
 //
 // Zero points arrive here as float (integers, exact), the range as float bounds (exact: they are
