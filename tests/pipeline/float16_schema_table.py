@@ -10,7 +10,8 @@ a half type when its type constraint admits tensor(float) but not the half type 
 scales, DequantizeLinear's y before opset 19). A variadic last parameter covers every later
 position too. Only operators with a float-only position in some version are listed, with one row
 per version where the masks change, so the C++ lookup takes the latest row at or below the
-model's opset.
+model's opset. Rows are sorted by operator name (byte order: the names are ASCII), then by
+version, so the C++ lookup can binary-search them.
 """
 import sys
 from collections import defaultdict

@@ -614,3 +614,19 @@ TEST_CASE("convert_float16: out-of-range values are found anywhere in a large te
     if (h[i].bits() != want) FAIL_CHECK("element " << i << ": 0x" << std::hex << h[i].bits() << " != 0x" << want);
   }
 }
+
+TEST_CASE("convert_float16: the zero/Inf scan finds every lane, and nothing else") {
+  for (std::uint16_t inf : {std::uint16_t{0x7c00}, std::uint16_t{0x7f80}}) {
+    std::vector<std::uint16_t> h(13, 0x3c01);
+    CHECK(!qp::detail::has_zero_or_inf(h.data(), h.size(), inf));
+    for (std::size_t at = 0; at < h.size(); ++at)
+      for (std::uint16_t special : {std::uint16_t{0x0000}, std::uint16_t{0x8000}, inf, static_cast<std::uint16_t>(inf | 0x8000)}) {
+        auto g = h;
+        g[at] = special;
+        CHECK(qp::detail::has_zero_or_inf(g.data(), g.size(), inf));
+      }
+    // Neighbours of the patterns (smallest subnormal, largest finite, NaN) are not hits.
+    std::vector<std::uint16_t> near{0x0001, 0x8001, static_cast<std::uint16_t>(inf - 1), static_cast<std::uint16_t>(inf + 1), 0x7fff, 0xffff};
+    CHECK(!qp::detail::has_zero_or_inf(near.data(), near.size(), inf));
+  }
+}

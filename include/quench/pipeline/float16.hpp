@@ -12,13 +12,19 @@
 // and ConstantOfShape values and other float attribute tensors become the half type (converted with
 // the bulk SIMD converters of quench/numeric/convert.hpp); so do the graph inputs and outputs
 // (unless keep_io_types), value_info entries and every float32 value a converted node produces.
-// Casts (to = float32 to int) to float32 become Casts to the half type. Integer, bool and shape
-// paths, float64 and existing float16 parts are left as they are.
+// A converted Cast from an integer or bool to float32 casts to the half type instead. Integer, bool
+// and shape paths, float64, sequences and existing float16 parts are left as they are; a Cast
+// between float types is a precision boundary the model chose and stays.
+//
+// ONNX Runtime's x86 CPU provider computes most float16 ops in float32 behind Casts it inserts
+// itself (its float16 kernels are data movement and Cast), so there the model is half the size,
+// not faster; GPU and ARM providers compute in float16. bfloat16 defaults to weights only
+// (half_compute::weights_only): that CPU provider has no bfloat16 compute kernels at all.
 //
 // A node stays float32 (options in detail/float16_options.hpp; every such node is listed in
 // report.blocked with its reason) when it is
 //   - in node_block_list, or its op in op_block_list (default_op_block_list(): Range, CumSum,
-//     TopK, Q/DQ, random generators, ...), or of another domain than ai.onnx;
+//     TopK, Q/DQ, random generators, ...), of another domain than ai.onnx, or a sequence op;
 //   - without any position its ONNX schema lets hold the half type at the model's opset (Range,
 //     Conv in bfloat16, DequantizeLinear's float output below opset 19; detail/float16_schema.hpp);
 //     positions that must stay float (Resize's roi and scales) stay float32 on converted nodes;

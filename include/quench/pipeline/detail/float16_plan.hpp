@@ -185,6 +185,29 @@ struct half_constant {
   float max_abs = 0.f;        ///< largest magnitude among the overflowing values
 };
 
+/// Whether any of `n` 16-bit floats is +-0 or +-Inf (`inf`: the Inf pattern), four at a time in a
+/// 64-bit word (the compiler does not vectorize the plain loop at -O2, where it cost three times
+/// the conversion). After masking the signs every lane's top bit is clear, so the classic
+/// (v - 0x0001...) & ~v & 0x8000... test finds a zero lane exactly: a borrow that crosses into a
+/// lane comes only from a zero lane below it.
+inline bool has_zero_or_inf(const std::uint16_t* h, std::size_t n, std::uint16_t inf) noexcept {
+  constexpr std::uint64_t ones = 0x0001000100010001ull, tops = 0x8000800080008000ull, mask = 0x7fff7fff7fff7fffull;
+  const std::uint64_t infs = ones * inf;
+  std::uint64_t hit = 0;
+  std::size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    std::uint64_t w;
+    std::memcpy(&w, h + i, sizeof w);
+    const std::uint64_t x = w & mask, y = x ^ infs;
+    hit |= ((x - ones) & ~x & tops) | ((y - ones) & ~y & tops);
+  }
+  for (; i < n; ++i) {
+    const unsigned mag = h[i] & 0x7fffu;
+    hit |= static_cast<std::uint64_t>(mag == 0 || mag == inf);
+  }
+  return hit != 0;
+}
+
 /// Converts a float32 tensor with the bulk SIMD converters, then repairs what rounding did to
 /// out-of-range values: a scan of the 16-bit results finds them (Inf from a finite input, zero
 /// from a non-zero one) at half the memory traffic of a range check on the float input.
@@ -205,12 +228,7 @@ inline half_constant make_half_constant(const tensor& t, bool bf16, const float1
     std::uint16_t* d = dst + start;
     if (bf16) convert(src + start, reinterpret_cast<bfloat16*>(d), m);
     else convert(src + start, reinterpret_cast<float16*>(d), m);
-    unsigned special = 0;
-    for (std::size_t i = 0; i < m; ++i) {
-      const unsigned mag = d[i] & 0x7fffu;
-      special |= static_cast<unsigned>(mag == inf) | static_cast<unsigned>(mag == 0);
-    }
-    if (!special) continue;
+    if (!has_zero_or_inf(d, m, inf)) continue;
     for (std::size_t i = 0; i < m; ++i) {
       const std::uint16_t mag = d[i] & 0x7fffu;
       if (mag != inf && mag != 0) continue;

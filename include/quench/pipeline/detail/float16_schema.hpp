@@ -11,13 +11,15 @@
 // added bfloat16 to Conv and the pooling ops), so this errs towards float32, never towards an
 // invalid model. Operators without a row accept both half types everywhere.
 
+#include <algorithm>
 #include <cstdint>
+#include <iterator>
 #include <string_view>
 
 namespace quench::pipeline::detail {
 
 struct half_schema_row {
-  const char* op;
+  std::string_view op;  ///< rows are sorted by op, then since (as the generator writes them)
   std::int64_t since;  ///< first opset of the schema version
   /// Bit i set: input / output i (a variadic last parameter sets every later bit) cannot hold
   /// float16 (f16_*) or bfloat16 (bf16_*).
@@ -289,12 +291,12 @@ inline constexpr half_schema_row half_schema_table[] = {
 inline void half_schema_masks(std::string_view op, std::int64_t opset, bool bfloat16, std::uint32_t& inputs,
                               std::uint32_t& outputs) noexcept {
   inputs = outputs = 0;
-  std::int64_t best = -1;
-  for (const auto& r : half_schema_table) {
-    if (op != r.op || r.since > opset || r.since <= best) continue;
-    best = r.since;
-    inputs = bfloat16 ? r.bf16_inputs : r.f16_inputs;
-    outputs = bfloat16 ? r.bf16_outputs : r.f16_outputs;
+  const auto* first = std::begin(half_schema_table);
+  const auto* last = std::end(half_schema_table);
+  const auto* it = std::lower_bound(first, last, op, [](const half_schema_row& r, std::string_view o) { return r.op < o; });
+  for (; it != last && it->op == op && it->since <= opset; ++it) {
+    inputs = bfloat16 ? it->bf16_inputs : it->f16_inputs;
+    outputs = bfloat16 ? it->bf16_outputs : it->f16_outputs;
   }
 }
 
