@@ -15,5 +15,7 @@ void add_merge_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
 void add_upgrade_command(CLI::App& app);
 void add_float16_command(CLI::App& app);
+void add_sparsify_command(CLI::App& app);
+void add_prune_command(CLI::App& app);
 
 }  // namespace quench_cli

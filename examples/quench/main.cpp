@@ -29,6 +29,8 @@ int main(int argc, char** argv) {
   quench_cli::add_compare_command(app);
   quench_cli::add_upgrade_command(app);
   quench_cli::add_float16_command(app);
+  quench_cli::add_sparsify_command(app);
+  quench_cli::add_prune_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -38,3 +38,39 @@ if(TEST e2e_torch_models_data AND TARGET quench_e2e_tests)
             --seed 1 --runs 1 --tol 1e9 --dims batch=2)
   set_tests_properties(sparsity_e2e_ort_exact sparsity_e2e_ort_run PROPERTIES FIXTURES_REQUIRED sparsity_e2e LABELS "reference")
 endif()
+
+# The command line: quench sparsify / prune on the torch ResNet (quench_cli is defined later in
+# examples/, hence the generator expressions), channel removal checked in ONNX Runtime against the
+# silenced model, and refusals.
+if(TEST e2e_torch_models_data AND QUENCH_BUILD_EXAMPLES)
+  set(_cli_in ${CMAKE_CURRENT_BINARY_DIR}/e2e/torch_models/resnet_op13.onnx)
+  set(_cli_dir ${CMAKE_CURRENT_BINARY_DIR}/sparsity_cli)
+  file(MAKE_DIRECTORY ${_cli_dir})
+  add_test(NAME sparsity_cli_sparsify
+    COMMAND $<TARGET_FILE:quench_cli> sparsify ${_cli_in} -o ${_cli_dir}/resnet_24.onnx --permute --report ${_cli_dir}/resnet_24.json)
+  set_tests_properties(sparsity_cli_sparsify PROPERTIES FIXTURES_REQUIRED torch_models LABELS "example"
+    PASS_REGULAR_EXPRESSION "weights sparsified: 8, skipped: 2.*5 of 5 groups permuted.*sparsity: 48\\.11 %.*output SQNR")
+  add_test(NAME sparsity_cli_prune_remove
+    COMMAND $<TARGET_FILE:quench_cli> prune ${_cli_in} -o ${_cli_dir}/resnet_pruned.onnx --amount 0.3 --remove-channels
+            --report ${_cli_dir}/resnet_pruned.json)
+  set_tests_properties(sparsity_cli_prune_remove PROPERTIES FIXTURES_REQUIRED torch_models FIXTURES_SETUP sparsity_cli
+    LABELS "example" PASS_REGULAR_EXPRESSION "channel groups: 6 of 7 pruned.*parameters: 80634 -> 40092")
+  add_test(NAME sparsity_cli_prune_silence
+    COMMAND $<TARGET_FILE:quench_cli> prune ${_cli_in} -o ${_cli_dir}/resnet_silenced.onnx --amount 0.3 --silence-channels --no-check)
+  set_tests_properties(sparsity_cli_prune_silence PROPERTIES FIXTURES_REQUIRED torch_models FIXTURES_SETUP sparsity_cli
+    LABELS "example")
+  if(QUENCH_NODE AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/ort/node_modules/onnxruntime-node)
+    add_test(NAME sparsity_cli_prune_ort
+      COMMAND ${QUENCH_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/ort/compare_models.js ${_cli_dir}/resnet_silenced.onnx
+              ${_cli_dir}/resnet_pruned.onnx --seed 1 --runs 2 --tol 1e-4 --dims batch=2)
+    set_tests_properties(sparsity_cli_prune_ort PROPERTIES FIXTURES_REQUIRED sparsity_cli LABELS "example")
+  endif()
+  add_test(NAME sparsity_cli_refusals
+    COMMAND $<TARGET_FILE:quench_cli> sparsify ${_cli_in} -o ${_cli_dir}/bad.onnx --pattern 2:2)
+  set_tests_properties(sparsity_cli_refusals PROPERTIES FIXTURES_REQUIRED torch_models LABELS "example"
+    PASS_REGULAR_EXPRESSION "quench: \\[quench.invalid_argument\\] pattern: expected an N:M pattern with 1 <= N < M <= 16, found 2:2")
+  add_test(NAME sparsity_cli_refusals_prune
+    COMMAND $<TARGET_FILE:quench_cli> prune ${_cli_in} -o ${_cli_dir}/bad.onnx --amount 0.3 --global --structured)
+  set_tests_properties(sparsity_cli_refusals_prune PROPERTIES FIXTURES_REQUIRED torch_models LABELS "example"
+    PASS_REGULAR_EXPRESSION "global pruning is unstructured")
+endif()
