@@ -50,7 +50,7 @@ struct quantize_args {
   std::int64_t block_size = 0;
   std::vector<std::string> exclude, exclude_tensors, op_types, ranges, types;
   std::string stats, report, tables;
-  double target_sqnr = NAN;
+  double target_sqnr = NAN, smooth_quant = NAN;
   int max_fallback = -1;
   std::int64_t report_samples = 8, batch = 8, show = 5;
   std::size_t num_bins = 2048, num_quantized_bins = 128;
@@ -165,6 +165,7 @@ void run_quantize(const quantize_args& a) {
   opt.preprocess = !a.no_preprocess;
   opt.equalize = a.cle;
   opt.correct_bias = a.bias_correction;
+  opt.smooth_quant_alpha = a.smooth_quant;
   opt.placement.exclude_nodes = std::set<std::string>(a.exclude.begin(), a.exclude.end());
   opt.placement.exclude_tensors = std::set<std::string>(a.exclude_tensors.begin(), a.exclude_tensors.end());
   opt.placement.op_types = std::set<std::string>(a.op_types.begin(), a.op_types.end());
@@ -228,6 +229,8 @@ void run_quantize(const quantize_args& a) {
                 static_cast<long long>(r.quantized.opset()), rep.upgrade.rewrites, rep.upgrade.moved);
   if (!rep.equalization.pairs.empty())
     std::printf("cross-layer equalization: %zu layer pairs in %d passes\n", rep.equalization.pairs.size(), rep.equalization.passes);
+  if (!rep.smoothing.activations.empty())
+    std::printf("SmoothQuant: %zu activations smoothed\n", rep.smoothing.activations.size());
   if (!rep.bias_correction.layers.empty()) {
     double largest = 0;
     for (const auto& l : rep.bias_correction.layers) largest = std::max(largest, l.max_shift);
@@ -359,6 +362,7 @@ void add_quantize_command(CLI::App& app) {
   cmd->add_flag("--float-bias", a.no_bias, "keep biases in float (no int32 bias DequantizeLinear)");
   cmd->add_flag("--cle", a.cle, "cross-layer equalization of Conv/Gemm pairs before quantizing (helps per-tensor weights most)");
   cmd->add_flag("--bias-correction", a.bias_correction, "correct each quantized Conv/Gemm's bias so its output means match the float model's");
+  cmd->add_option("--smooth-quant", a.smooth_quant, "SmoothQuant with this alpha (e.g. 0.5) for MatMul/Gemm activations with outlier channels");
   cmd->add_flag("--no-preprocess", a.no_preprocess, "skip the clean-up passes (constants, BatchNorm folding, ...)");
   cmd->add_option("--exclude", a.exclude, "node names to keep in float");
   cmd->add_option("--exclude-tensor", a.exclude_tensors, "tensor names never to quantize");

@@ -20,7 +20,9 @@
 // version and every setting. The same model, data and options give a byte-identical file.
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -45,6 +47,7 @@
 #include "quench/pipeline/weight_qparams.hpp"
 #include "quench/quant/choose_qparams.hpp"
 #include "quench/recover/cross_layer_equalization.hpp"
+#include "quench/recover/smooth_quant.hpp"
 #include "quench/runtime/executor.hpp"
 #include "quench/version.hpp"
 
@@ -71,6 +74,9 @@ struct quantize_options {
   /// Empirical bias correction after the Q/DQ insertion (bias_correction.hpp): per-channel output
   /// means of every quantized Conv/Gemm matched to the float model's on calibration samples.
   bool correct_bias = false;
+  /// SmoothQuant's migration strength for MatMul/Gemm activations with outlier channels
+  /// (recover/smooth_quant.hpp); NaN: off.
+  double smooth_quant_alpha = std::numeric_limits<double>::quiet_NaN();
   bias_correction_options bias_correction;
   /// Run passes::standard_passes first (models exported with weights in Constant nodes or with
   /// BatchNormalization need it; a model already prepared is left as it is).
@@ -108,6 +114,7 @@ struct quantize_report {
   passes::standard_report preprocess;
   recover::equalize_report equalization;  ///< empty unless quantize_options::equalize
   bias_correction_report bias_correction;  ///< empty unless quantize_options::correct_bias
+  recover::smooth_quant_report smoothing;  ///< empty unless quantize_options::smooth_quant_alpha
   qdq_plan plan;
   qdq_insert_report inserted;
   std::vector<quantized_tensor> tensors;
@@ -161,6 +168,7 @@ inline std::string settings_text(const quantize_options& o, const std::string& m
   s += ";method=" + method + ";weight_method=" + (o.weights == weight_method::mse ? "mse" : "minmax");
   if (o.equalize) s += ";cle=1";
   if (o.correct_bias) s += ";bias_correction=1";
+  if (!std::isnan(o.smooth_quant_alpha)) s += ";smooth_quant_alpha=" + calib::detail::number_text(o.smooth_quant_alpha);
   if (p.block_size) s += ";block_size=" + std::to_string(p.block_size);
   auto list = [&](const char* key, const std::set<std::string>& v) {
     if (v.empty()) return;
@@ -235,9 +243,16 @@ inline quantize_report quantize_static(model& m, data::sample_source& source, co
   if (opt.preprocess) report.preprocess = passes::standard_passes(g, opset);
   detail::name_all_nodes(g);
   g.topological_sort();
-  if (opt.equalize) report.equalization = recover::equalize(m);
-
   const bool weights_only = profile.placement == qdq_placement::weights;
+  if (opt.equalize) report.equalization = recover::equalize(m);
+  if (!std::isnan(opt.smooth_quant_alpha) && !weights_only) {
+    recover::smooth_quant_options so;
+    so.alpha = opt.smooth_quant_alpha;
+    so.executor = opt.calibration.executor;
+    const auto stats = recover::activation_channel_absmax(m, source, recover::smooth_quant_targets(m), so);
+    report.smoothing = recover::smooth_quant(m, stats, so);
+  }
+
   const auto floats = weights_only ? std::unordered_set<std::string>{} : detail::float_activations(m, source, opt.calibration.executor);
   report.plan = plan_qdq(m, profile, floats, opt.placement);
   const qdq_plan& plan = report.plan;
