@@ -54,7 +54,7 @@ if(TEST e2e_torch_models_data AND QUENCH_BUILD_EXAMPLES)
     COMMAND $<TARGET_FILE:quench_cli> prune ${_cli_in} -o ${_cli_dir}/resnet_pruned.onnx --amount 0.3 --remove-channels
             --report ${_cli_dir}/resnet_pruned.json)
   set_tests_properties(sparsity_cli_prune_remove PROPERTIES FIXTURES_REQUIRED torch_models FIXTURES_SETUP sparsity_cli
-    LABELS "example" PASS_REGULAR_EXPRESSION "channel groups: 6 of 7 pruned.*parameters: 80634 -> 40092")
+    LABELS "example" PASS_REGULAR_EXPRESSION "channel groups: 4 of 7 pruned.*parameters: 80634 -> 49786")
   add_test(NAME sparsity_cli_prune_silence
     COMMAND $<TARGET_FILE:quench_cli> prune ${_cli_in} -o ${_cli_dir}/resnet_silenced.onnx --amount 0.3 --silence-channels --no-check)
   set_tests_properties(sparsity_cli_prune_silence PROPERTIES FIXTURES_REQUIRED torch_models FIXTURES_SETUP sparsity_cli
