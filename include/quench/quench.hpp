@@ -87,6 +87,7 @@
 #include "quench/quant/quantize.hpp"
 
 #include "quench/recover/cross_layer_equalization.hpp"
+#include "quench/recover/observe_samples.hpp"
 #include "quench/recover/smooth_quant.hpp"
 #include "quench/runtime/executor.hpp"
 

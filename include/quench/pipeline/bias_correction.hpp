@@ -29,6 +29,7 @@
 #include "quench/core/tensor.hpp"
 #include "quench/data/sample_source.hpp"
 #include "quench/graph/model.hpp"
+#include "quench/recover/observe_samples.hpp"
 #include "quench/runtime/executor.hpp"
 
 namespace quench::pipeline {
@@ -92,20 +93,12 @@ inline void add_channel_sums(const tensor& t, std::vector<double>& sum, std::int
 /// Per-channel means of `names` over the first samples of `source`.
 inline std::map<std::string, std::vector<double>> channel_means(const model& m, data::sample_source& source, const std::vector<std::string>& names,
                                                                 const bias_correction_options& o) {
-  runtime::executor ex(m, o.executor);
   std::unordered_map<std::string, std::pair<std::vector<double>, std::int64_t>> acc;
   for (const auto& n : names) acc[n];
-  const std::int64_t total = std::min(source.size(), o.samples);
-  for (std::int64_t first = 0; first < total; first += o.batch_size) {
-    const std::int64_t count = std::min(o.batch_size, total - first);
-    data::batch b = source.read(first, count);
-    std::unordered_map<std::string, const tensor*> feeds;
-    for (auto& [name, t] : b) feeds.emplace(name, &t);
-    ex.run(feeds, [&](const std::string& name, const tensor& t) {
-      auto it = acc.find(name);
-      if (it != acc.end()) add_channel_sums(t, it->second.first, it->second.second);
-    });
-  }
+  recover::observe_samples(m, source, o.samples, o.batch_size, o.executor, [&](const std::string& name, const tensor& t) {
+    auto it = acc.find(name);
+    if (it != acc.end()) add_channel_sums(t, it->second.first, it->second.second);
+  });
   std::map<std::string, std::vector<double>> out;
   for (auto& [name, a] : acc) {
     if (a.second == 0) continue;

@@ -11,8 +11,8 @@
 // decomposed LayerNorm after its Mul), else into an inserted Mul. Every consumer of X must be such
 // a MatMul/Gemm (they share s; max|W_j| is taken over all of them), else X is left alone.
 //
-//     auto stats = quench::recover::activation_channel_absmax(model, data, recover::smooth_quant_targets(model));
-//     auto r = quench::recover::smooth_quant(model, stats, {0.5});
+//     auto stats = quench::recover::activation_channel_absmax(model, data,
+//     recover::smooth_quant_targets(model)); auto r = quench::recover::smooth_quant(model, stats, {0.5});
 
 #include <algorithm>
 #include <cmath>
@@ -26,6 +26,7 @@
 #include "quench/core/tensor.hpp"
 #include "quench/data/sample_source.hpp"
 #include "quench/graph/model.hpp"
+#include "quench/recover/observe_samples.hpp"
 #include "quench/runtime/executor.hpp"
 
 namespace quench::recover {
@@ -60,7 +61,8 @@ struct linear_consumer {
 };
 
 inline bool private_weight(const value* v) {
-  return v && v->is_initializer() && !v->is_graph_input() && v->initializer()->dtype() == dtype::float32 && v->initializer()->rank() == 2;
+  return v && v->is_initializer() && !v->is_graph_input() && v->initializer()->dtype() == dtype::float32 &&
+         v->initializer()->rank() == 2;
 }
 
 /// X's consumers when all are MatMul/Gemm reading X as input 0 with a constant 2-D weight only they read.
@@ -107,39 +109,33 @@ inline std::vector<std::string> smooth_quant_targets(model& m) {
 }
 
 /// max |x| per channel of the last axis, for each tensor of `names`, over the first samples.
-inline std::map<std::string, std::vector<double>> activation_channel_absmax(const model& m, data::sample_source& source,
-                                                                            const std::vector<std::string>& names,
-                                                                            const smooth_quant_options& o = {}) {
-  runtime::executor ex(m, o.executor);
+inline std::map<std::string, std::vector<double>> activation_channel_absmax(
+    const model& m, data::sample_source& source, const std::vector<std::string>& names,
+    const smooth_quant_options& o = {}) {
   std::map<std::string, std::vector<double>> acc;
   for (const auto& n : names) acc[n];
-  const std::int64_t total = std::min(source.size(), o.samples);
-  for (std::int64_t first = 0; first < total; first += o.batch_size) {
-    const std::int64_t count = std::min(o.batch_size, total - first);
-    data::batch b = source.read(first, count);
-    std::unordered_map<std::string, const tensor*> feeds;
-    for (auto& [name, t] : b) feeds.emplace(name, &t);
-    ex.run(feeds, [&](const std::string& name, const tensor& t) {
-      auto it = acc.find(name);
-      if (it == acc.end() || t.dtype() != dtype::float32 || t.rank() < 1) return;
-      const std::size_t k = static_cast<std::size_t>(t.shape()[t.rank() - 1]);
-      auto& a = it->second;
-      if (a.empty()) a.assign(k, 0.0);
-      if (a.size() != k) return;
-      const float* x = t.view<float>().data();
-      for (std::size_t i = 0; i < t.size(); ++i) {
-        const float v = std::fabs(x[i]);
-        if (v > a[i % k]) a[i % k] = v;  // NaN compares false: ignored
-      }
-    });
-  }
+  observe_samples(m, source, o.samples, o.batch_size, o.executor,
+                  [&](const std::string& name, const tensor& t) {
+                    auto it = acc.find(name);
+                    if (it == acc.end() || t.dtype() != dtype::float32 || t.rank() < 1) return;
+                    const std::size_t k = static_cast<std::size_t>(t.shape()[t.rank() - 1]);
+                    auto& a = it->second;
+                    if (a.empty()) a.assign(k, 0.0);
+                    if (a.size() != k) return;
+                    const float* x = t.view<float>().data();
+                    for (std::size_t i = 0; i < t.size(); ++i) {
+                      const float v = std::fabs(x[i]);
+                      if (v > a[i % k]) a[i % k] = v;  // NaN compares false: ignored
+                    }
+                  });
   return acc;
 }
 
 /// Applies SmoothQuant to every tensor of `absmax` (from activation_channel_absmax).
 inline smooth_quant_report smooth_quant(model& m, const std::map<std::string, std::vector<double>>& absmax,
                                         const smooth_quant_options& o = {}) {
-  if (!(o.alpha >= 0 && o.alpha <= 1)) throw_error(errc::invalid_argument, "SmoothQuant", "alpha must be in [0, 1]");
+  if (!(o.alpha >= 0 && o.alpha <= 1))
+    throw_error(errc::invalid_argument, "SmoothQuant", "alpha must be in [0, 1]");
   graph& g = m.main_graph();
   smooth_quant_report report;
   std::vector<detail::linear_consumer> lc;
@@ -166,7 +162,8 @@ inline smooth_quant_report smooth_quant(model& m, const std::map<std::string, st
     }
     std::vector<double> s(static_cast<std::size_t>(k), 1.0);
     for (std::size_t j = 0; j < s.size(); ++j)
-      if (xmax[j] > 0 && wmax[j] > 0) s[j] = std::clamp(std::pow(xmax[j], o.alpha) / std::pow(wmax[j], 1 - o.alpha), 1e-5, 1e5);
+      if (xmax[j] > 0 && wmax[j] > 0)
+        s[j] = std::clamp(std::pow(xmax[j], o.alpha) / std::pow(wmax[j], 1 - o.alpha), 1e-5, 1e5);
     smoothed_activation rec;
     rec.tensor = name;
     auto spread = [](const std::vector<double>& v) {
@@ -233,7 +230,8 @@ inline smooth_quant_report smooth_quant(model& m, const std::map<std::string, st
       tensor inv(dtype::float32, {k}, g.unique_name(name + "_smooth_scale"));
       for (std::size_t j = 0; j < s.size(); ++j) inv.view<float>()[j] = static_cast<float>(1.0 / s[j]);
       value& sv = g.add_initializer(std::move(inv));
-      node& mul = g.add_node("Mul", {x, &sv}, {g.unique_name(name + "_smoothed")}, g.unique_name(name + "_SmoothQuant"));
+      node& mul = g.add_node("Mul", {x, &sv}, {g.unique_name(name + "_smoothed")},
+                             g.unique_name(name + "_SmoothQuant"));
       for (const auto& c : lc) g.set_input(*c.n, 0, mul.output(0));
       rec.folded_into = "Mul";
       g.topological_sort();
