@@ -48,8 +48,12 @@ if(TEST e2e_torch_models_data AND QUENCH_BUILD_EXAMPLES)
   file(MAKE_DIRECTORY ${_cli_dir})
   add_test(NAME sparsity_cli_sparsify
     COMMAND $<TARGET_FILE:quench_cli> sparsify ${_cli_in} -o ${_cli_dir}/resnet_24.onnx --permute --report ${_cli_dir}/resnet_24.json)
-  set_tests_properties(sparsity_cli_sparsify PROPERTIES FIXTURES_REQUIRED torch_models LABELS "example"
-    PASS_REGULAR_EXPRESSION "weights sparsified: 8, skipped: 2.*5 of 5 groups permuted.*sparsity: 48\\.11 %.*output SQNR")
+  set_tests_properties(sparsity_cli_sparsify PROPERTIES FIXTURES_REQUIRED torch_models FIXTURES_SETUP sparsity_cli
+    LABELS "example" PASS_REGULAR_EXPRESSION "weights sparsified: 8, skipped: 2.*5 of 5 groups permuted.*sparsity: 48\\.11 %.*output SQNR")
+  add_test(NAME sparsity_cli_sparsify_check
+    COMMAND ${QUENCH_REFERENCE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/sparsity/check_sparse_model.py ${_cli_in}
+            ${_cli_dir}/resnet_24.onnx ${_cli_dir}/resnet_24.json)
+  set_tests_properties(sparsity_cli_sparsify_check PROPERTIES FIXTURES_REQUIRED sparsity_cli LABELS "example")
   add_test(NAME sparsity_cli_prune_remove
     COMMAND $<TARGET_FILE:quench_cli> prune ${_cli_in} -o ${_cli_dir}/resnet_pruned.onnx --amount 0.3 --remove-channels
             --report ${_cli_dir}/resnet_pruned.json)
