@@ -92,3 +92,18 @@ TEST_CASE("search_permutation: a 512-channel layer in well under the time limit"
   CHECK(!res.timed_out);
   CHECK(res.magnitude_after > res.magnitude_before * 1.005);
 }
+
+TEST_CASE("search_permutation: escapes from the local optimum never end worse than the plain search") {
+  const auto m = normal_matrix(64, 64, 21);
+  sp::permutation_options o;
+  const auto plain = sp::search_permutation(m.data(), 64, 64, o);
+  o.escape_attempts = 50;
+  const auto escaped = sp::search_permutation(m.data(), 64, 64, o);
+  CHECK(escaped.magnitude_after >= plain.magnitude_after);
+  CHECK(escaped.magnitude_after == doctest::Approx(sp::retained_nm(m.data(), 64, 64, o.pattern, escaped.permutation)).epsilon(1e-12));
+  CHECK(is_permutation(escaped.permutation));
+  for (simd_target t : quench::supported_simd_targets()) {
+    o.target = t;
+    CHECK(sp::search_permutation(m.data(), 64, 64, o).permutation == escaped.permutation);
+  }
+}
