@@ -259,9 +259,7 @@ inline prune_report prune(model& m, const prune_options& opt = {}) {
   const std::int64_t params_before = detail::parameter_count(g), nonzero_before = detail::float_nonzeros(g);
   const std::size_t bytes_before = detail::initializer_bytes(g);
   // Eligibility here is only "a float weight of a selected matrix operator": no N:M size rules.
-  auto sites = detail::matrix_weights(g, opt.op_types, opt.exclude, sparsity::nm_pattern{1, 2}, sparsity::eligibility_rules{0, 0});
-  for (auto& s : sites)
-    if (s.why_not.rfind("input channels", 0) == 0) s.why_not.clear();  // the 1:2 divisibility check
+  const auto sites = detail::matrix_weights(g, opt.op_types, opt.exclude, nullptr, {});
   std::map<const value*, shape> dims_before;
   std::map<const value*, std::int64_t> zeros_before;
   for (const auto& s : sites)

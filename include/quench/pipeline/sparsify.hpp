@@ -113,9 +113,10 @@ inline std::int64_t count_zeros(const tensor& t) {
 }
 
 /// The weights of the matrix operators of `g` in graph order, with the reason each cannot take
-/// an N:M mask ("" = it can). One entry per weight value.
+/// an N:M mask ("" = it can; without `pattern`, only "a float constant" is asked). One entry per
+/// weight value.
 inline std::vector<weight_site> matrix_weights(graph& g, const std::set<std::string>& op_types, const std::set<std::string>& exclude,
-                                               sparsity::nm_pattern pattern, const sparsity::eligibility_rules& rules) {
+                                               const sparsity::nm_pattern* pattern, const sparsity::eligibility_rules& rules) {
   std::vector<weight_site> sites;
   std::unordered_map<value*, std::size_t> seen;
   for (node* n : g.nodes()) {
@@ -138,7 +139,7 @@ inline std::vector<weight_site> matrix_weights(graph& g, const std::set<std::str
     else if ((n->is("Conv") || n->is("ConvTranspose")) && c->data->rank() < 3) s.why_not = "convolution weight of rank " + std::to_string(c->data->rank());
     if (s.why_not.empty()) {
       s.axes = sparsity::weight_axes_of(s.op, c->data->shape(), n->attr_int("transB", 0) != 0, n->context());
-      s.why_not = sparsity::ineligibility(s.axes, pattern, rules, s.group, s.op);
+      if (pattern) s.why_not = sparsity::ineligibility(s.axes, *pattern, rules, s.group, s.op);
     }
     if (s.why_not.empty())
       for (const use& u : w->uses())
@@ -248,7 +249,7 @@ inline std::vector<permuted_group> permute_groups(graph& g, const std::vector<we
 inline std::vector<permuted_group> permute_channels(model& m, const sparsify_options& opt = {}) {
   sparsity::check_nm_pattern(opt.pattern, "sparsify");
   graph& g = m.main_graph();
-  const auto sites = detail::matrix_weights(g, opt.op_types, opt.exclude, opt.pattern, opt.rules);
+  const auto sites = detail::matrix_weights(g, opt.op_types, opt.exclude, &opt.pattern, opt.rules);
   std::unordered_map<const value*, double> unpermuted;
   std::set<const value*> permuted;
   return detail::permute_groups(g, sites, opt, unpermuted, permuted);
@@ -260,7 +261,7 @@ inline sparsify_report sparsify(model& m, const sparsify_options& opt = {}) {
   graph& g = m.main_graph();
   sparsify_report report;
   report.pattern = opt.pattern;
-  auto sites = detail::matrix_weights(g, opt.op_types, opt.exclude, opt.pattern, opt.rules);
+  auto sites = detail::matrix_weights(g, opt.op_types, opt.exclude, &opt.pattern, opt.rules);
   std::unordered_map<const value*, double> unpermuted;
   std::set<const value*> permuted;
   std::size_t dense_sparse = 0;
