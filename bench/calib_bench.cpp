@@ -19,6 +19,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "bench_util.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -40,6 +42,9 @@
 
 namespace {
 
+using quench_bench::memcpy_seconds;
+using quench_bench::run_child;
+
 using clock_type = std::chrono::steady_clock;
 constexpr std::size_t kCount = std::size_t{16} << 20;  // 64 MiB of float32
 
@@ -56,35 +61,7 @@ const std::vector<float>& input() {
   return x;
 }
 
-/// The fastest of repeated memcpys of `bytes` (after a warm-up copy), over at least 0.3 s.
-double memcpy_seconds(std::size_t bytes) {
-  std::vector<unsigned char> src(bytes, 1), dst(bytes, 0);
-  std::memcpy(dst.data(), src.data(), bytes);
-  double best = HUGE_VAL, elapsed = 0;
-  int reps = 0;
-  while (elapsed < 0.3 || reps < 5) {
-    const auto t0 = clock_type::now();
-    std::memcpy(dst.data(), src.data(), bytes);
-    benchmark::DoNotOptimize(dst.data());
-    benchmark::ClobberMemory();
-    const double t = std::chrono::duration<double>(clock_type::now() - t0).count();
-    best = std::min(best, t);
-    elapsed += t;
-    ++reps;
-  }
-  return best;
-}
 
-/// Runs `cmd` and returns its standard output (empty if it could not run).
-std::string run_child(const std::string& cmd) {
-  std::unique_ptr<FILE, int (*)(FILE*)> p(popen(cmd.c_str(), "r"), pclose);
-  std::string out;
-  if (!p) return out;
-  char buf[65536];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p.get())) > 0) out.append(buf, n);
-  return out;
-}
 
 /// numpy.histogram's best of three on 64 MiB, measured anew for each benchmark so that it runs
 /// next to the code it is compared with.

@@ -28,6 +28,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "bench_util.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -49,6 +51,9 @@
 #include "quench/qat/observer.hpp"
 
 namespace {
+
+using quench_bench::memcpy_seconds;
+using quench_bench::run_child;
 
 using clock_type = std::chrono::steady_clock;
 constexpr std::int64_t kChannels = 256;
@@ -78,36 +83,7 @@ data& buffers() {
   return d;
 }
 
-/// The fastest of repeated memcpys of `bytes` (after a warm-up copy), over at least 0.3 s.
-double memcpy_seconds(std::size_t bytes) {
-  static std::map<std::size_t, double> cache;
-  if (auto it = cache.find(bytes); it != cache.end()) return it->second;
-  std::vector<unsigned char> src(bytes, 1), dst(bytes, 0);
-  std::memcpy(dst.data(), src.data(), bytes);
-  double best = HUGE_VAL, elapsed = 0;
-  int reps = 0;
-  while (elapsed < 0.3 || reps < 5) {
-    const auto t0 = clock_type::now();
-    std::memcpy(dst.data(), src.data(), bytes);
-    benchmark::DoNotOptimize(dst.data());
-    benchmark::ClobberMemory();
-    const double t = std::chrono::duration<double>(clock_type::now() - t0).count();
-    best = std::min(best, t);
-    elapsed += t;
-    ++reps;
-  }
-  return cache[bytes] = best;
-}
 
-std::string run_child(const std::string& cmd) {
-  std::unique_ptr<FILE, int (*)(FILE*)> p(popen(cmd.c_str(), "r"), pclose);
-  std::string out;
-  if (!p) return out;
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p.get())) > 0) out.append(buf, n);
-  return out;
-}
 
 /// torch's seconds per benchmark name, from one run of bench/qat_torch_bench.py (empty if it could
 /// not run or QUENCH_QAT_BENCH_NO_TORCH is set).

@@ -20,6 +20,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "bench_util.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -43,6 +45,9 @@
 
 namespace {
 
+using quench_bench::memcpy_seconds;
+using quench_bench::run_child;
+
 using clock_type = std::chrono::steady_clock;
 namespace sp = quench::sparsity;
 
@@ -61,33 +66,7 @@ const quench::tensor& weights(const quench::shape& s) {
   return *cache.back();
 }
 
-double memcpy_seconds(std::size_t bytes) {
-  std::vector<unsigned char> src(bytes, 1), dst(bytes, 0);
-  std::memcpy(dst.data(), src.data(), bytes);
-  double best = HUGE_VAL, elapsed = 0;
-  int reps = 0;
-  while (elapsed < 0.3 || reps < 5) {
-    const auto t0 = clock_type::now();
-    std::memcpy(dst.data(), src.data(), bytes);
-    benchmark::DoNotOptimize(dst.data());
-    benchmark::ClobberMemory();
-    const double t = std::chrono::duration<double>(clock_type::now() - t0).count();
-    best = std::min(best, t);
-    elapsed += t;
-    ++reps;
-  }
-  return best;
-}
 
-std::string run_child(const std::string& cmd) {
-  std::unique_ptr<FILE, int (*)(FILE*)> p(popen(cmd.c_str(), "r"), pclose);
-  std::string out;
-  if (!p) return out;
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p.get())) > 0) out.append(buf, n);
-  return out;
-}
 
 void mask_2_4(benchmark::State& state, quench::shape s, quench::simd_target target) {
   const quench::tensor& w = weights(s);
