@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -273,4 +274,42 @@ TEST_CASE("bias correction: layer output means match the float model's; never wo
   for (const quench::node* n : trt.main_graph().nodes())
     if (n->op_type() == "DequantizeLinear" && n->input(0)->initializer()) CHECK(n->input(0)->initializer()->dtype() != dtype::int32);
   CHECK(rt.bias_correction.layers.size() == 3);
+}
+
+TEST_CASE("quantize_static: given activation and weight qparams (QAT, AdaRound) are used as they are") {
+  auto plain = quench_test::residual_cnn();
+  auto data = quench_test::residual_cnn_data(16);
+  quantize_static(plain, data, quantize_options{});
+  const quench::tensor& w2q = init(plain, "W2_quantized");
+  const quench::tensor& w2s = init(plain, "W2_scale");
+
+  auto m = quench_test::residual_cnn();
+  quantize_options o;
+  o.activation_params["x"] = quench::qparams::per_tensor(dtype::uint8, 0.0625f, 100);
+  std::vector<float> scales(w2s.view<float>().begin(), w2s.view<float>().end());
+  for (float& s : scales) s *= 2.f;
+  o.weight_params["W2"] = quench::qparams::per_axis(dtype::int8, 0, scales);
+  auto given = std::make_shared<quench::tensor>(w2q.clone());  // nearest-rounded, one element changed
+  given->view<std::int8_t>()[0] = static_cast<std::int8_t>(given->view<std::int8_t>()[0] == 5 ? 6 : 5);
+  const quench::tensor& values = *given;
+  o.weight_values["W2"] = given;
+  auto data2 = quench_test::residual_cnn_data(16);
+  const auto r = quantize_static(m, data2, o);
+  CHECK(init(m, "x_scale").view<float>()[0] == 0.0625f);
+  CHECK(init(m, "x_zero_point").view<std::uint8_t>()[0] == 100);
+  for (std::size_t c = 0; c < scales.size(); ++c) CHECK(init(m, "W2_scale").view<float>()[c] == scales[c]);
+  const quench::tensor& got = init(m, "W2_quantized");
+  REQUIRE(got.size() == values.size());
+  for (std::size_t i = 0; i < got.size(); ++i) CHECK(got.view<std::int8_t>()[i] == values.view<std::int8_t>()[i]);
+  // Not given: calibrated and rounded as before.
+  CHECK(init(m, "W1_quantized").view<std::int8_t>()[3] == init(plain, "W1_quantized").view<std::int8_t>()[3]);
+  bool reported = false;
+  for (const auto& t : r.tensors) reported = reported || (t.name == "x" && t.method == "given");
+  CHECK(reported);
+  // A per-channel weight on the wrong axis is refused, naming the weight.
+  auto bad = quench_test::residual_cnn();
+  quantize_options ob;
+  ob.weight_params["W2"] = quench::qparams::per_axis(dtype::int8, 1, {1.f, 1.f});
+  auto data3 = quench_test::residual_cnn_data(4);
+  CHECK_THROWS_WITH(quantize_static(bad, data3, ob), doctest::Contains("W2"));
 }

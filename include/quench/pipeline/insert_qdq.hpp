@@ -17,6 +17,7 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -50,6 +51,13 @@ struct weight_options {
   bool symmetric = true;
   weight_method method = weight_method::minmax;
   std::int64_t block_size = 0;  ///< blocked along the reduction axis (weight-only int4/uint4)
+  /// Weights whose quantization was decided elsewhere, by float initializer name: scales and zero
+  /// points trained by QAT or chosen for AdaRound. Their axis must be the planned one.
+  std::map<std::string, qparams> fixed_params;
+  /// Integer values for weights in `fixed_params` (AdaRound's rounding, a folded QAT model's
+  /// int8 weights), typed like the qparams and shaped like the weight; absent: rounded to nearest.
+  /// Shared, not copied: options are copied around and weights can be large.
+  std::map<std::string, std::shared_ptr<const tensor>> fixed_values;
 };
 
 namespace detail {
@@ -165,8 +173,28 @@ inline std::map<std::string, qparams> insert_weight_qdq(graph& g, const std::vec
         o.block_size = wo.block_size;
         o.axis = wt.rank() == 2 ? (pw.axis == 0 ? 1 : 0) : 1;
       }
-      const qparams p = weight_qparams(wt, o);
-      tensor q = quantize(wt, p);
+      qparams p;
+      tensor q;
+      if (auto fp = wo.fixed_params.find(w->name()); fp != wo.fixed_params.end()) {
+        p = fp->second;
+        if (p.granularity == quant_granularity::per_axis && p.axis != pw.axis)
+          throw_error(errc::invalid_argument, tensor_context(w->name()),
+                      "fixed weight qparams are per channel on axis " + std::to_string(p.axis) + ", the consumer needs axis " +
+                          std::to_string(pw.axis));
+        if (auto fv = wo.fixed_values.find(w->name()); fv != wo.fixed_values.end()) {
+          const tensor& given = *fv->second;
+          if (given.dtype() != p.type || given.shape() != wt.shape())
+            throw_error(errc::shape_mismatch, tensor_context(w->name()),
+                        "fixed integer values must be " + to_string(p.type) + " " + to_string(wt.shape()) + ", found " +
+                            to_string(given.dtype()) + " " + to_string(given.shape()));
+          q = given.clone();
+        } else {
+          q = quantize(wt, p);
+        }
+      } else {
+        p = weight_qparams(wt, o);
+        q = quantize(wt, p);
+      }
       // A weight quantized again along another axis gets names of its own.
       const std::string base = seen.insert(w->name()).second ? w->name() : w->name() + "_axis" + std::to_string(pw.axis);
       report.weight_bytes_before += wt.nbytes();

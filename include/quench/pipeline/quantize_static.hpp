@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -85,6 +86,12 @@ struct quantize_options {
   std::map<std::string, calib::range> range_overrides;
   /// Per-tensor activation types (int8, uint8, int16, uint16; 16-bit needs opset 21).
   std::map<std::string, dtype> type_overrides;
+  /// Scales and zero points decided elsewhere (a QAT run's trained parameters, AdaRound), by float
+  /// model tensor name: activations skip calibration; weights (initializer names) keep these
+  /// qparams and, when `weight_values` has them, these integer values.
+  std::map<std::string, qparams> activation_params;
+  std::map<std::string, qparams> weight_params;
+  std::map<std::string, std::shared_ptr<const tensor>> weight_values;
   /// Ranges to use instead of calibrating (tensors missing from it are an error, or calibrated
   /// with `calibrate_missing`). Not owned.
   const calib::calibration_table* table = nullptr;
@@ -98,7 +105,7 @@ struct quantized_tensor {
   std::string name;      ///< the float model's tensor
   std::string range_of;  ///< where its range came from (an absorbed Relu's output, itself, ...)
   std::string shared_with;
-  std::string method;  ///< "minmax", "entropy", ..., "override", "table", "fixed", "shared"
+  std::string method;  ///< "minmax", "entropy", ..., "override", "table", "fixed", "given", "shared"
   calib::range range;
   dtype type = dtype::uint8;
   float scale = 1.f;
@@ -297,8 +304,13 @@ inline quantize_report quantize_static(model& m, data::sample_source& source, co
     }
   };
   std::vector<std::string> wanted;
+  std::set<std::string> fixed_roots;  // calibrated tensors whose every activation has fixed qparams
+  for (const planned_activation& a : plan.activations)
+    if (a.share_with.empty() && opt.activation_params.count(a.name)) fixed_roots.insert(a.range_of);
+  for (const planned_activation& a : plan.activations)
+    if (a.share_with.empty() && !opt.activation_params.count(a.name)) fixed_roots.erase(a.range_of);
   for (const std::string& t : plan.calibrated_tensors())
-    if (!opt.range_overrides.count(t)) wanted.push_back(t);
+    if (!opt.range_overrides.count(t) && !fixed_roots.count(t)) wanted.push_back(t);
   if (weights_only) {
     method = "none";
   } else if (opt.table) {
@@ -329,6 +341,15 @@ inline quantize_report quantize_static(model& m, data::sample_source& source, co
     qt.type = tt != opt.type_overrides.end() ? tt->second : profile.activation_type;
     if (!a.share_with.empty()) {
       qt.method = "shared";
+    } else if (auto fp = opt.activation_params.find(a.name); fp != opt.activation_params.end()) {
+      const qparams& p = fp->second;
+      if (p.scales.size() != 1)
+        throw_error(errc::invalid_argument, tensor_context(a.name), "fixed activation qparams must be per tensor");
+      detail::check_activation_type(p.type, opset, tensor_context(a.name));
+      params[a.name] = p;
+      qt.method = "given";
+      const integer_range q = full_range(p.type);
+      qt.range = {(q.min - p.zero_point(0)) * static_cast<double>(p.scales[0]), (q.max - p.zero_point(0)) * static_cast<double>(p.scales[0])};
     } else {
       if (a.fixed_unit_range) {
         qt.range = {0.0, 1.0};
@@ -375,6 +396,8 @@ inline quantize_report quantize_static(model& m, data::sample_source& source, co
   wo.symmetric = profile.weight_symmetric;
   wo.method = opt.weights;
   wo.block_size = profile.block_size;
+  wo.fixed_params = opt.weight_params;
+  wo.fixed_values = opt.weight_values;
   // Bias correction measures the float layers' output means now, before the model changes.
   std::map<std::string, std::vector<double>> float_means;
   if (opt.correct_bias && !weights_only) {
