@@ -313,3 +313,38 @@ TEST_CASE("quantize_static: given activation and weight qparams (QAT, AdaRound) 
   auto data3 = quench_test::residual_cnn_data(4);
   CHECK_THROWS_WITH(quantize_static(bad, data3, ob), doctest::Contains("W2"));
 }
+
+TEST_CASE("mixed precision: int16 activations tried before float; the float budget holds; never worse") {
+  auto eval = quench_test::residual_cnn_data(8, 99);
+  auto calib = quench_test::residual_cnn_data(32);
+  auto load = [] { return quench_test::residual_cnn(); };
+  quench::pipeline::fallback_options fo;
+  fo.target_sqnr_db = 1000;  // unreachable: widens up to max_fallback
+  fo.max_fallback = 3;
+  fo.try_int16 = true;
+  fo.max_float = 0;  // int16 only
+  const auto r = quench::pipeline::quantize_with_fallback(load, calib, eval, {}, fo);
+  REQUIRE_FALSE(r.fell_back.empty());
+  REQUIRE(r.precision.size() == r.fell_back.size());
+  for (const auto& p : r.precision) CHECK(p == "int16");
+  REQUIRE_FALSE(r.int16_tensors.empty());
+  CHECK(r.quantized.opset() == 21);  // 16-bit QuantizeLinear
+  // Every widened tensor is uint16 in the report and its QuantizeLinear writes uint16.
+  for (const auto& name : r.int16_tensors) {
+    bool found = false;
+    for (const auto& t : r.report.tensors)
+      if (t.name == name) {
+        found = true;
+        CHECK(t.type == dtype::uint16);
+      }
+    CHECK_MESSAGE(found, name);
+  }
+  for (std::size_t i = 0; i < r.sqnr_after.size(); ++i) CHECK(r.sqnr_after[i] > (i ? r.sqnr_after[i - 1] : r.initial_sqnr_db));
+  // 16-bit inputs buy real precision on this model: at least 3 dB over all-int8.
+  CHECK(r.errors.output_sqnr_db() > r.initial_sqnr_db + 3);
+  // With float allowed, the choice per layer is reported either way.
+  fo.max_float = -1;
+  const auto mixed = quench::pipeline::quantize_with_fallback(load, calib, eval, {}, fo);
+  CHECK(mixed.errors.output_sqnr_db() >= mixed.initial_sqnr_db);
+  for (const auto& p : mixed.precision) CHECK((p == "int16" || p == "float"));
+}

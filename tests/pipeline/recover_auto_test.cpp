@@ -1,0 +1,65 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <string>
+
+#include "pipeline_test_models.hpp"
+#include "quench/pipeline/recover_auto.hpp"
+
+using quench::pipeline::quantize_options;
+using quench::pipeline::recover_options;
+
+TEST_CASE("recover auto: every step reported; never worse than plain; the result is the best step") {
+  auto calib = quench_test::residual_cnn_data(32);
+  auto eval = quench_test::residual_cnn_data(8, 99);
+  auto load = [] { return quench_test::residual_cnn(); };
+  quantize_options opt;
+  opt.profile.per_channel = false;  // per-tensor weights: room for equalization and bias correction
+  recover_options ro;
+  ro.fallback.target_sqnr_db = 1000;  // unreachable: widens up to the budget
+  ro.fallback.max_fallback = 1;
+  int metric_calls = 0;
+  ro.metric = [&](const quench::model&) { return ++metric_calls; };
+  const auto r = quench::pipeline::quantize_recover_auto(load, calib, eval, opt, ro);
+  REQUIRE(r.steps.size() == 5);
+  CHECK(r.steps[0].name == "plain");
+  CHECK(r.steps[1].name == "cross-layer equalization");
+  CHECK(r.steps[2].name == "MSE weight ranges");
+  CHECK(r.steps[3].name == "bias correction");
+  CHECK(r.steps[4].name == "mixed precision");
+  CHECK(r.steps[0].kept);
+  CHECK(r.plain_sqnr_db == r.steps[0].sqnr_db);
+  double best = r.plain_sqnr_db;
+  for (const auto& s : r.steps) {
+    CHECK_MESSAGE(s.ran, s.name);
+    CHECK(std::isfinite(s.sqnr_db));
+    CHECK(std::isfinite(s.metric));
+    if (s.kept) {
+      CHECK(s.sqnr_db >= best);
+      best = s.sqnr_db;
+    }
+  }
+  CHECK(metric_calls == 6);  // float + 5 steps
+  CHECK(r.errors.output_sqnr_db() == doctest::Approx(best));
+  CHECK(r.errors.output_sqnr_db() >= r.plain_sqnr_db);
+  // The kept configuration is what the result was made with.
+  CHECK(r.options.equalize == r.steps[1].kept);
+  CHECK(r.options.correct_bias == r.steps[3].kept);
+}
+
+TEST_CASE("recover auto: steps with nothing to do say so") {
+  auto calib = quench_test::residual_cnn_data(16);
+  auto eval = quench_test::residual_cnn_data(4, 99);
+  auto load = [] { return quench_test::residual_cnn(); };
+  recover_options ro;
+  ro.adaround = true;  // no implementation given
+  const auto r = quench::pipeline::quantize_recover_auto(load, calib, eval, quantize_options{}, ro);
+  const auto& last = r.steps.back();
+  CHECK(last.name == "mixed precision");
+  CHECK_FALSE(last.ran);
+  CHECK(last.detail.find("no target") != std::string::npos);
+  bool adaround = false;
+  for (const auto& s : r.steps) adaround = adaround || (s.name == "AdaRound" && !s.ran);
+  CHECK(adaround);
+  CHECK(r.errors.output_sqnr_db() >= r.plain_sqnr_db);
+}
