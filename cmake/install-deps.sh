@@ -2,7 +2,8 @@
 # Installs what quench's build and tests need on Debian 12, skipping whatever is already there.
 #   cmake/install-deps.sh build   compiler, CMake and the libraries the examples link
 #   cmake/install-deps.sh test    + reference tools for the tests (python3-numpy/onnx/torch,
-#                                 ONNX node test data, ONNX Runtime from npm)
+#                                 ONNX node test data, ONNX Runtime from npm, slurm-wlm for
+#                                 the single-node Slurm test, which starts its own daemons)
 # Runs as root (apt-get); safe to run any number of times.
 set -euo pipefail
 mode=${1:-test}
@@ -10,8 +11,10 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 build_pkgs=(g++ cmake ninja-build ccache pkg-config
             libeigen3-dev xtensor-dev libonnx-dev libprotobuf-dev protobuf-compiler
-            doctest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev)
-test_pkgs=(python3 python3-numpy python3-onnx python3-torch python3-sklearn libonnx-testdata clang-14 libclang-rt-14-dev)
+            doctest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev
+            libjpeg62-turbo-dev libpng-dev)
+test_pkgs=(python3 python3-numpy python3-onnx python3-torch python3-sklearn libonnx-testdata clang-14 libclang-rt-14-dev
+           slurm-wlm python3-yaml python3-opencv python3-pil)
 
 want=("${build_pkgs[@]}")
 [ "$mode" = test ] && want+=("${test_pkgs[@]}")
