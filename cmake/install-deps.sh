@@ -11,9 +11,10 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 build_pkgs=(g++ cmake ninja-build ccache pkg-config
             libeigen3-dev xtensor-dev libonnx-dev libprotobuf-dev protobuf-compiler
-            doctest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev)
+            doctest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev
+            libjpeg62-turbo-dev libpng-dev)
 test_pkgs=(python3 python3-numpy python3-onnx python3-torch python3-sklearn libonnx-testdata clang-14 libclang-rt-14-dev
-           slurm-wlm python3-yaml)
+           slurm-wlm python3-yaml python3-opencv python3-pil)
 
 want=("${build_pkgs[@]}")
 [ "$mode" = test ] && want+=("${test_pkgs[@]}")

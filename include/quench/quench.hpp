@@ -28,7 +28,10 @@
 #include "quench/core/tensor.hpp"
 #include "quench/core/tensor_view.hpp"
 
+#include "quench/data/image.hpp"
 #include "quench/data/npy_source.hpp"
+#include "quench/data/preprocess.hpp"
+#include "quench/data/resize.hpp"
 #include "quench/data/sample_source.hpp"
 
 #include "quench/graph/attribute.hpp"
