@@ -47,6 +47,10 @@ class npy_source final : public sample_source {
 
   std::int64_t size() const override { return inputs_[0].dims[0]; }
 
+  std::string sample_name(std::int64_t i) const override {
+    return "'" + inputs_[0].path + "' sample " + std::to_string(i);
+  }
+
   batch read(std::int64_t first, std::int64_t count) override {
     detail::check_range(*this, first, count);
     batch b;

@@ -32,6 +32,8 @@ class sample_source {
   virtual std::int64_t size() const = 0;
   /// Samples [first, first + count), 0 <= first, first + count <= size().
   virtual batch read(std::int64_t first, std::int64_t count) = 0;
+  /// What sample `i` is, for error messages and skip reports: a file name where there is one.
+  virtual std::string sample_name(std::int64_t i) const { return "sample " + std::to_string(i); }
 };
 
 namespace detail {
