@@ -46,7 +46,7 @@ std::string slurp(const fs::path& p) {
 void spit(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary).write(s.data(), static_cast<std::streamsize>(s.size())); }
 }  // namespace
 
-TEST_CASE("decode_image gives cv2.imread's pixels: IMREAD_COLOR, IMREAD_GRAYSCALE, IMREAD_ANYDEPTH") {
+TEST_CASE("decode_image gives cv2.imread's pixels: IMREAD_COLOR, IMREAD_GRAYSCALE, IMREAD_ANYDEPTH, EXIF orientation") {
   const fs::path files = image_test::ref_dir() / "files", dec = image_test::ref_dir() / "decode";
   std::size_t n = 0;
   for (const std::string& name : image_test::lines("decode.txt")) {
@@ -55,6 +55,11 @@ TEST_CASE("decode_image gives cv2.imread's pixels: IMREAD_COLOR, IMREAD_GRAYSCAL
     decode_options gray;
     gray.grayscale = true;
     check_same(decode_image(files / name, gray), dec / (name + ".gray.npy"));
+    if (fs::exists(dec / (name + ".noorient.npy"))) {
+      decode_options keep;
+      keep.apply_orientation = false;
+      check_same(decode_image(files / name, keep), dec / (name + ".noorient.npy"));
+    }
     if (fs::exists(dec / (name + ".any.npy"))) {
       decode_options any;
       any.keep_16bit = true;
@@ -62,7 +67,7 @@ TEST_CASE("decode_image gives cv2.imread's pixels: IMREAD_COLOR, IMREAD_GRAYSCAL
     }
     ++n;
   }
-  CHECK(n >= 17);
+  CHECK(n >= 25);
 }
 
 TEST_CASE("decode_image refuses bad files with an error naming the file") {

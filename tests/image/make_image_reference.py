@@ -5,10 +5,12 @@
 
 Writes into OUT_DIR (the build tree; run as the ctest fixture image_reference_data):
   files/*.png, *.jpg        generated images: gray, RGB, RGBA, gray+alpha, 16-bit, palette (with
-                            and without tRNS), 1-bit gray, baseline/progressive/4:4:4/gray/CMYK JPEG
+                            and without tRNS), 1-bit gray, baseline/progressive/4:4:4/4:2:2/gray/CMYK JPEG,
+                            EXIF orientations 2..8
   decode/<file>.color.npy   cv2.imread(f, IMREAD_COLOR)
   decode/<file>.gray.npy    cv2.imread(f, IMREAD_GRAYSCALE)
   decode/<file>.any.npy     cv2.imread(f, IMREAD_ANYDEPTH | IMREAD_COLOR) (16-bit files only)
+  decode/<file>.noorient.npy  cv2.imread(f, IMREAD_COLOR | IMREAD_IGNORE_ORIENTATION) (EXIF files)
   decode.txt                one file name per line
   resize/<i>.src.npy, <i>.dst.npy and resize.txt "i sh sw cn dh dw interp dtype": cv2.resize on
                             random uint8 images and on float32 ones (integer and fractional values)
@@ -72,6 +74,13 @@ def make_files(d, rng):
     pil_write("s444.jpg", Image.fromarray(big[:, :, ::-1].copy(), "RGB"), quality=92, subsampling=0)
     pil_write("s422.jpg", Image.fromarray(rgb[:, :, ::-1].copy(), "RGB"), quality=80, subsampling=1)
     pil_write("cmyk.jpg", Image.fromarray(scene(33, 45, 4, rng), "CMYK"), quality=90)
+    # EXIF orientation 2..8 (cv2.imread applies it), little- and big-endian TIFF headers.
+    for o in range(2, 9):
+        ex = Image.Exif()
+        ex[0x0112] = o
+        pil_write(f"exif{o}.jpg", Image.fromarray(rgb[:, :, ::-1].copy(), "RGB"), quality=90, exif=ex.tobytes())
+    be = b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01\x00\x06\x00\x00\x00\x00\x00\x00"
+    pil_write("exif6be.jpg", Image.fromarray(rgb[:, :, ::-1].copy(), "RGB"), quality=90, exif=be)
     return names
 
 
@@ -82,6 +91,8 @@ def write_decode(out, names):
         f = os.path.join(out, "files", n)
         np.save(os.path.join(dd, n + ".color.npy"), cv2.imread(f, cv2.IMREAD_COLOR))
         np.save(os.path.join(dd, n + ".gray.npy"), cv2.imread(f, cv2.IMREAD_GRAYSCALE))
+        if n.startswith("exif"):
+            np.save(os.path.join(dd, n + ".noorient.npy"), cv2.imread(f, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION))
         if "16" in n:
             np.save(os.path.join(dd, n + ".any.npy"), cv2.imread(f, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_COLOR))
     with open(os.path.join(out, "decode.txt"), "w") as fh:

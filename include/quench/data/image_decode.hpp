@@ -10,8 +10,8 @@
 // JPEG: libjpeg's defaults (JDCT_ISLOW, fancy upsampling) as OpenCV leaves them; colour output
 // is JCS_EXT_BGR, grayscale JCS_GRAYSCALE; CMYK/YCCK files are read as CMYK and converted with
 // OpenCV's formula (c' = k - ((255 - c) * k >> 8), then BGR, or its fixed-point gray). Progressive
-// and restart-marker files are libjpeg's business. EXIF orientation is NOT applied (cv2.imread
-// rotates by it unless IMREAD_IGNORE_ORIENTATION): rotate such files beforehand.
+// and restart-marker files are libjpeg's business. The EXIF orientation tag rotates/flips the
+// pixels as cv2.imread does (unless apply_orientation = false, IMREAD_IGNORE_ORIENTATION).
 // PNG: OpenCV's transforms in its order: 16-bit samples stripped to their high byte (what
 // IMREAD_COLOR does; keep_16bit keeps them, like IMREAD_ANYDEPTH), alpha stripped (not
 // composited), palette and low-bit gray expanded, BGR order, gray to BGR or RGB to gray with
@@ -47,6 +47,9 @@ namespace quench::data {
 struct decode_options {
   bool grayscale = false;   ///< one channel, as IMREAD_GRAYSCALE; else three BGR channels (IMREAD_COLOR)
   bool keep_16bit = false;  ///< 16-bit PNG samples stay uint16 (IMREAD_ANYDEPTH); else >> 8 to uint8
+  /// Rotate/flip JPEGs by their EXIF orientation tag, as cv2.imread does unless given
+  /// IMREAD_IGNORE_ORIENTATION (false here). PNG eXIf chunks are not read.
+  bool apply_orientation = true;
 };
 
 namespace detail {
@@ -59,6 +62,7 @@ struct jpeg_job {  // plain data only: it lives across setjmp/longjmp
   std::jmp_buf jump;
   char message[JMSG_LENGTH_MAX + 64];
   bool created, cmyk;
+  int orientation;  // EXIF tag 0x0112, 1..8; 0 when absent
 };
 
 inline jpeg_job& jpeg_job_of(j_common_ptr c) {
@@ -82,6 +86,52 @@ inline void jpeg_on_message(j_common_ptr c, int level) {
   ++c->err->num_warnings;
 }
 
+/// The orientation tag of IFD0 in an APP1 "Exif\0\0" TIFF block; 0 if absent or malformed.
+inline int exif_orientation(const unsigned char* p, std::size_t n) noexcept {
+  if (n < 14 || std::memcmp(p, "Exif\0\0", 6) != 0) return 0;
+  p += 6, n -= 6;
+  const bool le = p[0] == 'I' && p[1] == 'I';
+  if (!le && !(p[0] == 'M' && p[1] == 'M')) return 0;
+  auto u16 = [&](std::size_t at) -> unsigned { return le ? p[at] | p[at + 1] << 8 : p[at] << 8 | p[at + 1]; };
+  auto u32 = [&](std::size_t at) -> std::size_t {
+    return le ? std::size_t(p[at]) | std::size_t(p[at + 1]) << 8 | std::size_t(p[at + 2]) << 16 | std::size_t(p[at + 3]) << 24
+              : std::size_t(p[at]) << 24 | std::size_t(p[at + 1]) << 16 | std::size_t(p[at + 2]) << 8 | std::size_t(p[at + 3]);
+  };
+  const std::size_t ifd = u32(4);
+  if (ifd > n - 2) return 0;
+  const unsigned count = u16(ifd);
+  for (unsigned i = 0; i < count; ++i) {
+    const std::size_t e = ifd + 2 + std::size_t(i) * 12;
+    if (e + 12 > n) return 0;
+    if (u16(e) == 0x0112) {
+      const unsigned v = u16(e + 8);
+      return v >= 1 && v <= 8 ? static_cast<int>(v) : 0;
+    }
+  }
+  return 0;
+}
+
+/// OpenCV's ApplyExifOrientation: 2 flips columns, 3 both, 4 rows; 5-8 transpose first, then
+/// 6 flips columns, 7 both, 8 rows.
+inline void apply_orientation(image& img, int orientation) {
+  if (orientation <= 1 || orientation > 8) return;
+  const std::size_t c = static_cast<std::size_t>(img.channels) * img.sample_bytes();
+  std::size_t h = static_cast<std::size_t>(img.height), w = static_cast<std::size_t>(img.width);
+  std::vector<std::uint8_t> out(img.pixels.size());
+  const bool transpose = orientation >= 5;
+  const bool flip_x = orientation == 2 || orientation == 3 || orientation == 6 || orientation == 7;
+  const bool flip_y = orientation == 3 || orientation == 4 || orientation == 7 || orientation == 8;
+  const std::size_t oh = transpose ? w : h, ow = transpose ? h : w;
+  for (std::size_t y = 0; y < oh; ++y)
+    for (std::size_t x = 0; x < ow; ++x) {
+      const std::size_t ty = flip_y ? oh - 1 - y : y, tx = flip_x ? ow - 1 - x : x;  // in the transposed image
+      const std::size_t sy = transpose ? tx : ty, sx = transpose ? ty : tx;
+      std::memcpy(&out[(y * ow + x) * c], &img.pixels[(sy * w + sx) * c], c);
+    }
+  img.pixels = std::move(out);
+  img.height = static_cast<std::int64_t>(oh), img.width = static_cast<std::int64_t>(ow);
+}
+
 inline bool jpeg_start(jpeg_job& j, const unsigned char* data, std::size_t size, bool gray) {
   j.cinfo.err = jpeg_std_error(&j.mgr);
   j.mgr.error_exit = jpeg_on_error;
@@ -90,7 +140,10 @@ inline bool jpeg_start(jpeg_job& j, const unsigned char* data, std::size_t size,
   jpeg_create_decompress(&j.cinfo);
   j.created = true;
   jpeg_mem_src(&j.cinfo, data, static_cast<unsigned long>(size));
+  jpeg_save_markers(&j.cinfo, JPEG_APP0 + 1, 0xffff);
   jpeg_read_header(&j.cinfo, TRUE);
+  for (jpeg_saved_marker_ptr m = j.cinfo.marker_list; m; m = m->next)
+    if (m->marker == JPEG_APP0 + 1 && !j.orientation) j.orientation = exif_orientation(m->data, m->data_length);
   // OpenCV's choice (grfmt_jpeg.cpp): 4-component files as CMYK, converted afterwards.
   j.cmyk = j.cinfo.num_components == 4;
   if (j.cmyk) {
@@ -136,8 +189,10 @@ inline image decode_jpeg(const unsigned char* data, std::size_t size, const std:
   if (!jpeg_rows(*job, raw.data(), static_cast<std::size_t>(w * comps))) throw_error(errc::parse_error, context, job->message);
   image img;
   img.height = h, img.width = w, img.channels = o.grayscale ? 1 : 3, img.type = dtype::uint8;
+  const int orientation = o.apply_orientation ? job->orientation : 0;
   if (!job->cmyk) {
     img.pixels = std::move(raw);
+    apply_orientation(img, orientation);
     return img;
   }
   // OpenCV's icvCvt_CMYK2BGR_8u_C4C3R / icvCvt_CMYK2Gray_8u_C4C1R (gray: 14-bit BT.601 weights).
@@ -154,6 +209,7 @@ inline image decode_jpeg(const unsigned char* data, std::size_t size, const std:
       img.pixels[3 * i + 2] = static_cast<std::uint8_t>(c);
     }
   }
+  apply_orientation(img, orientation);
   return img;
 }
 
