@@ -175,6 +175,8 @@ inline tensor preprocess(const image& img, const preprocess_options& o, const st
   const std::int64_t sc = o.out_layout == layout::nchw ? H * W : 1, sy = o.out_layout == layout::nchw ? W : W * C,
                      sx = o.out_layout == layout::nchw ? 1 : C;
   const bool swap = C == 3 && o.order == channel_order::rgb;
+  float* of = u8_out ? nullptr : out.view<float>().data();
+  std::uint8_t* o8 = u8_out ? out.view<std::uint8_t>().data() : nullptr;
   for (std::int64_t c = 0; c < C; ++c) {
     const std::int64_t from = swap ? 2 - c : c;
     const float mean = detail::pick(o.mean, c);
@@ -186,7 +188,7 @@ inline tensor preprocess(const image& img, const preprocess_options& o, const st
         const bool inside = x < p.valid_w;
         const std::size_t i = static_cast<std::size_t>(((y + p.top) * p.rw + (x + p.left)) * C + from);
         if (u8_out) {
-          out.view<std::uint8_t>()[at] = inside ? r8[i] : detail::saturate_u8(o.pad_value);
+          o8[at] = inside ? r8[i] : detail::saturate_u8(o.pad_value);
           continue;
         }
         float v = o.pad_value;
@@ -194,7 +196,7 @@ inline tensor preprocess(const image& img, const preprocess_options& o, const st
           v = (in_float ? rf[i] : static_cast<float>(r8[i])) * o.scale;
           v = use_norm ? (v - mean) * mul : (v - mean) / div;
         }
-        out.view<float>()[at] = v;
+        of[at] = v;
       }
   }
   return out;
