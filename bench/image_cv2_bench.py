@@ -2,8 +2,9 @@
 """cv2 side of bench/image_preprocess_bench.cpp, run by it in the same session.
 
     image_cv2_bench.py DIR    writes DIR/bench.jpg (640x480, quality 90) if missing, then prints
-                              {"decode": s, "decode_resize": s, "pipeline": s}: the best of 30
-                              runs of cv2.imread; + cv2.resize to 224x224 INTER_LINEAR; + the
+                              {"decode", "resize", "resize_area", "decode_resize", "pipeline"}: the
+                              best of 30 (resize: 200) runs of cv2.imread; cv2.resize of the
+                              decoded image to 224x224 INTER_LINEAR / INTER_AREA; imread + resize; + the
                               float32 ImageNet normalization and HWC->CHW transpose. One thread.
 """
 import json
@@ -43,8 +44,11 @@ def main():
         x = (img[:, :, ::-1].astype(np.float32) * np.float32(1 / 255.0) - mean) / std
         return np.ascontiguousarray(x.transpose(2, 0, 1))
 
+    decoded = cv2.imread(path, cv2.IMREAD_COLOR)
     print(json.dumps({
         "decode": best(lambda: cv2.imread(path, cv2.IMREAD_COLOR)),
+        "resize": best(lambda: cv2.resize(decoded, (224, 224), interpolation=cv2.INTER_LINEAR), 200),
+        "resize_area": best(lambda: cv2.resize(decoded, (224, 224), interpolation=cv2.INTER_AREA), 200),
         "decode_resize": best(lambda: cv2.resize(cv2.imread(path, cv2.IMREAD_COLOR), (224, 224),
                                                  interpolation=cv2.INTER_LINEAR)),
         "pipeline": best(pipeline),

@@ -2,7 +2,7 @@
 // (bench/image_cv2_bench.py, one thread): a 640x480 JPEG decoded (same libjpeg-turbo, so the
 // ratio shows the overhead around it), then resized to 224x224 INTER_LINEAR (OpenCV's SIMD
 // against quench's scalar fixed-point loop with the same arithmetic), then the float32 ImageNet
-// normalization into NCHW. Counters: quench_ms, cv2_ms, speedup_vs_cv2 (> 1: quench faster).
+// normalization into NCHW; the two resizes alone (INTER_LINEAR, INTER_AREA). Counters: quench_ms, cv2_ms, speedup_vs_cv2 (> 1: quench faster).
 //
 //     build/bin/quench_image_preprocess_bench
 #include <benchmark/benchmark.h>
@@ -19,7 +19,7 @@
 namespace {
 
 struct cv2_times {
-  double decode = 0, decode_resize = 0, pipeline = 0;
+  double decode = 0, resize = 0, resize_area = 0, decode_resize = 0, pipeline = 0;
   std::string file;
 };
 
@@ -32,6 +32,8 @@ const cv2_times& cv2_baseline() {
     if (out.empty()) return r;
     const auto j = quench::detail::parse_json(out, "image_cv2_bench");
     r.decode = j.at("decode", "b").as_double("b");
+    r.resize = j.at("resize", "b").as_double("b");
+    r.resize_area = j.at("resize_area", "b").as_double("b");
     r.decode_resize = j.at("decode_resize", "b").as_double("b");
     r.pipeline = j.at("pipeline", "b").as_double("b");
     r.file = dir + "/bench.jpg";
@@ -65,6 +67,20 @@ void decode(benchmark::State& state) {
   report(state, s, b.decode);
 }
 
+void resize_only(benchmark::State& state, quench::data::interpolation interp) {
+  const cv2_times& b = cv2_baseline();
+  if (b.file.empty()) return state.SkipWithError("python3-opencv baseline unavailable");
+  const quench::data::image img = quench::data::decode_image(b.file);
+  std::vector<std::uint8_t> out(224 * 224 * 3);
+  const double s = time_loop(state, [&] {
+    quench::data::resize(img.pixels.data(), img.height, img.width, 3, out.data(), 224, 224, interp);
+    benchmark::DoNotOptimize(out.data());
+  });
+  report(state, s, interp == quench::data::interpolation::linear ? b.resize : b.resize_area);
+}
+void resize_linear(benchmark::State& state) { resize_only(state, quench::data::interpolation::linear); }
+void resize_area(benchmark::State& state) { resize_only(state, quench::data::interpolation::area); }
+
 void decode_resize(benchmark::State& state) {
   const cv2_times& b = cv2_baseline();
   if (b.file.empty()) return state.SkipWithError("python3-opencv baseline unavailable");
@@ -93,6 +109,8 @@ void pipeline(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(decode)->Unit(benchmark::kMillisecond)->MinTime(0.5);
+BENCHMARK(resize_linear)->Unit(benchmark::kMillisecond)->MinTime(0.5);
+BENCHMARK(resize_area)->Unit(benchmark::kMillisecond)->MinTime(0.5);
 BENCHMARK(decode_resize)->Unit(benchmark::kMillisecond)->MinTime(0.5);
 BENCHMARK(pipeline)->Unit(benchmark::kMillisecond)->MinTime(0.5);
 BENCHMARK_MAIN();
