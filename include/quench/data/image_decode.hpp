@@ -156,6 +156,10 @@ inline bool jpeg_start(jpeg_job& j, const unsigned char* data, std::size_t size,
     j.cinfo.out_color_space = JCS_EXT_BGR;
     j.cinfo.out_color_components = 3;
   }
+  // libjpeg's defaults, which OpenCV keeps; set here so that a differently configured library
+  // build cannot change the pixels.
+  j.cinfo.dct_method = JDCT_ISLOW;
+  j.cinfo.do_fancy_upsampling = TRUE;
   jpeg_start_decompress(&j.cinfo);
   return true;
 }
