@@ -19,9 +19,9 @@ namespace {
 struct ref_case {
   std::string id, file, json;
 };
-std::vector<ref_case> cases() {
+std::vector<ref_case> cases(const char* manifest = "preprocess.txt") {
   std::vector<ref_case> out;
-  for (const std::string& l : image_test::lines("preprocess.txt")) {
+  for (const std::string& l : image_test::lines(manifest)) {
     const auto sp = l.find(' '), tab = l.find('\t');
     out.push_back({l.substr(0, sp), l.substr(sp + 1, tab - sp - 1), l.substr(tab + 1)});
   }
@@ -51,6 +51,22 @@ TEST_CASE("preprocess matches the cv2 + numpy pipeline bit for bit") {
     ++n;
   }
   CHECK(n >= 25);
+}
+
+TEST_CASE("preprocess of 16-bit pixels (IMREAD_ANYDEPTH) resizes them as float32") {
+  std::size_t n = 0;
+  for (const ref_case& c : cases("preprocess16.txt")) {
+    CAPTURE(c.file);
+    const qd::preprocess_options o = qd::preprocess_from_json(c.json, "config");
+    qd::decode_options d;
+    d.grayscale = o.channels == 1;
+    d.keep_16bit = true;
+    const qd::image img = qd::decode_image(image_test::ref_dir() / "files" / c.file, d);
+    REQUIRE(img.type == quench::dtype::uint16);
+    check_same(qd::preprocess(img, o, c.file), quench::read_npy(image_test::ref_dir() / "preprocess" / (c.id + ".npy")));
+    ++n;
+  }
+  CHECK(n == 2);
 }
 
 TEST_CASE("image_source decodes lazily and stacks samples") {

@@ -126,15 +126,15 @@ def write_resize(out, rng):
         fh.write("".join(lines))
 
 
-def reference_preprocess(path, cfg):
+def reference_preprocess(path, cfg, keep_16bit=False):
     """The pipeline preprocess_options describes, in cv2 + numpy float32."""
     C, H, W = cfg.get("shape", [3, 224, 224])
-    img = cv2.imread(path, cv2.IMREAD_GRAYSCALE if C == 1 else cv2.IMREAD_COLOR)
+    img = cv2.imread(path, (cv2.IMREAD_GRAYSCALE if C == 1 else cv2.IMREAD_COLOR) | (cv2.IMREAD_ANYDEPTH if keep_16bit else 0))
     img = img.reshape(img.shape[0], img.shape[1], C)
     h, w = img.shape[:2]
     interp = INTERP[cfg.get("interp", "linear")]
     u8 = cfg.get("dtype", "float32") == "uint8"
-    src = img.astype(np.float32) if cfg.get("resize_float") and not u8 else img
+    src = img.astype(np.float32) if (cfg.get("resize_float") or img.dtype == np.uint16) and not u8 else img
 
     def rs(a, ww, hh):
         return cv2.resize(a, (ww, hh), interpolation=interp).reshape(hh, ww, C)
@@ -208,6 +208,14 @@ def write_preprocess(out):
             lines.append(f"{i} {f}\t{json.dumps(cfg)}\n")
             i += 1
     with open(os.path.join(out, "preprocess.txt"), "w") as fh:
+        fh.write("".join(lines))
+    # 16-bit samples kept (IMREAD_ANYDEPTH): resized as float32, scaled by 1/65535.
+    lines = []
+    for i, (cfg, f) in enumerate([({"shape": [3, 12, 10], "scale": 1 / 65535.0, "interp": "linear"}, "rgb16.png"),
+                                  ({"shape": [1, 8, 7], "scale": 1 / 65535.0, "interp": "area", "mean": 0.5}, "gray16.png")]):
+        np.save(os.path.join(d, f"16_{i}.npy"), reference_preprocess(os.path.join(out, "files", f), cfg, keep_16bit=True))
+        lines.append(f"16_{i} {f}\t{json.dumps(cfg)}\n")
+    with open(os.path.join(out, "preprocess16.txt"), "w") as fh:
         fh.write("".join(lines))
 
 
