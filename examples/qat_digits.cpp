@@ -3,6 +3,7 @@
 //
 //   qat_digits [--data DIR] [--out DIR]
 //
+// For each of six seeds:
 // 1. Trains a small CNN (qat_digits/cnn.hpp: two 3x3 Convs, MaxPools, a Gemm; Eigen GEMMs,
 //    hand-written backward, Adam) on the bundled 8x8 digits (examples/data/digits: 1297 training
 //    images, 500 held-out test images).
@@ -10,13 +11,17 @@
 //    min-max ranges from the 256 calibration images, evaluated with quench's fake quant.
 // 3. QAT: a short fine-tune from the PTQ state with LSQ on the weights (learnable per-channel
 //    scales, quench::learnable_fake_quantizer, grad_factor 1/sqrt(numel * quant_max)) and
-//    moving-average min-max observers + fake quant on the activations (quench::fake_quantizer).
-// 4. Writes DIR/qat_digits_float.onnx (the float network) and DIR/qat_digits_w4a8.onnx (the QAT
-//    result: int4 weights + DequantizeLinear, uint8 activations, int32 biases, opset 21), and the
-//    test-set predictions of both in C++ (qat_digits_{float,qat}_pred.npy) for comparison with
-//    ONNX Runtime (tests/examples/qat_digits_test.py).
+//    moving-average min-max observers + fake quant on the activations (quench::fake_quantizer);
+//    and the same fine-tune with the min-max weight scales frozen, for comparison.
+// 4. Writes DIR/seedN/qat_digits_float.onnx (the float network), qat_digits_w4a8.onnx (the LSQ
+//    result: int4 weights + DequantizeLinear, uint8 activations, int32 biases, opset 21) and
+//    qat_digits_w4a8_int8.onnx (the same integer values in int8 initializers, which ONNX Runtime
+//    fuses into QLinearConv), and the test-set predictions of the float and QAT networks in C++
+//    (qat_digits_{float,qat}_pred.npy) for tests/examples/qat_digits_test.py to compare with
+//    ONNX Runtime.
 //
-// Deterministic: fixed seeds, one thread, the same numbers on every run on one machine.
+// Deterministic: fixed seeds, one thread, and a fixed Eigen blocking, so the same numbers on
+// every run and independent of the machine's cache sizes (not of the compiler's SIMD flags).
 
 #include <chrono>
 #include <cmath>
@@ -133,8 +138,8 @@ std::int64_t correct(const evaluation& ev, const dataset& d) {
   return c;
 }
 
-/// One epoch of Adam over shuffled mini-batches; with `q`, quantization-aware (weights' LSQ
-/// scales stepped too). Returns the mean loss.
+/// One epoch of Adam over shuffled mini-batches; with `q`, quantization-aware, and with
+/// `scale_moments` too the weights' LSQ scales are stepped. Returns the mean loss.
 double epoch(cnn& net, const dataset& d, std::mt19937& rng, float lr, int& step, quant_state* q, std::vector<std::vector<float>>* scale_moments) {
   std::vector<std::int64_t> order(static_cast<std::size_t>(d.size()));
   std::iota(order.begin(), order.end(), 0);
@@ -153,7 +158,7 @@ double epoch(cnn& net, const dataset& d, std::mt19937& rng, float lr, int& step,
     ++batches;
     ++step;
     net.adam(lr, step);
-    if (q) {
+    if (q && scale_moments) {
       for (std::size_t l = 0; l < q->weight.size(); ++l) {
         auto& w = q->weight[l];
         auto& mom = *scale_moments;
@@ -174,10 +179,38 @@ void save_predictions(const std::filesystem::path& p, const std::vector<std::int
   quench::write_npy(p, t);
 }
 
-/// The three networks of one seed and their test results.
+/// Fine-tunes `net` quantization-aware from the PTQ state `q`: observers running on the
+/// activations, frozen for the last epoch (torch's freeze-observer step) so the exported ranges
+/// are the ones the final weights were tuned for; with `learn_scales`, LSQ on the weight scales.
+/// Leaves `q` in eval mode. Returns the last epoch's loss.
+double fine_tune(cnn& net, quant_state& q, bool learn_scales, const dataset& train, std::uint32_t seed) {
+  net.reset_optimizer();  // a fresh Adam for the fine-tune
+  for (auto& a : q.act) a.enable_observer();
+  for (auto& w : q.weight) {
+    w.enable_param_learning();
+    w.toggle_qparam_learning(learn_scales);
+  }
+  std::vector<std::vector<float>> moments;
+  for (auto& w : q.weight) {
+    moments.emplace_back(w.scale().size(), 0.f);
+    moments.emplace_back(w.scale().size(), 0.f);
+  }
+  std::mt19937 rng(seed + 1000);  // the same batches with and without scale learning
+  int step = 0;
+  double loss = 0;
+  for (int e = 0; e < qat_epochs; ++e) {
+    if (e == qat_epochs - 1)
+      for (auto& a : q.act) a.disable_observer();
+    loss = epoch(net, train, rng, cosine_lr(qat_lr, e, qat_epochs), step, &q, learn_scales ? &moments : nullptr);
+  }
+  for (auto& a : q.act) a.disable_observer();
+  return loss;
+}
+
+/// The networks of one seed and their test results.
 struct seed_result {
   std::uint32_t seed = 0;
-  evaluation fp32, ptq, qat;
+  evaluation fp32, ptq, qat, ste;
   double float_loss = 0, qat_loss = 0;
 };
 
@@ -202,26 +235,14 @@ seed_result run_seed(std::uint32_t seed, const dataset& train, const dataset& ca
   for (auto& w : ptq.weight) w.toggle_observer_update(false);  // keep the min-max scales
   r.ptq = predict(net, test, &ptq);
 
-  // 3. QAT from the PTQ state: LSQ on the weight scales, observers running on the activations,
-  // frozen for the last epoch (torch's freeze-observer step) so the exported ranges are the ones
-  // the final weights were tuned for.
-  cnn qnet = net;
-  quant_state qat = ptq;
-  for (auto& a : qat.act) a.enable_observer();
-  for (auto& w : qat.weight) w.enable_param_learning();
-  std::vector<std::vector<float>> moments;
-  for (auto& w : qat.weight) {
-    moments.emplace_back(w.scale().size(), 0.f);
-    moments.emplace_back(w.scale().size(), 0.f);
-  }
-  step = 0;
-  for (int e = 0; e < qat_epochs; ++e) {
-    if (e == qat_epochs - 1)
-      for (auto& a : qat.act) a.disable_observer();
-    r.qat_loss = epoch(qnet, train, rng, cosine_lr(qat_lr, e, qat_epochs), step, &qat, &moments);
-  }
-  for (auto& a : qat.act) a.disable_observer();
+  // 3. QAT from the PTQ state, and the same fine-tune with the min-max weight scales frozen (plain
+  // STE), to see what learning the scales adds.
+  cnn qnet = net, snet = net;
+  quant_state qat = ptq, ste = ptq;
+  r.qat_loss = fine_tune(qnet, qat, true, train, seed);
+  fine_tune(snet, ste, false, train, seed);
   r.qat = predict(qnet, test, &qat);
+  r.ste = predict(snet, test, &ste);
 
   // 4. Export: the float network, the QAT result with int4 weights, and the same with the int4
   // values in int8 initializers (which ONNX Runtime's CPU provider fuses into QLinearConv).
@@ -252,16 +273,17 @@ int run(const std::filesystem::path& data_dir, const std::filesystem::path& out_
               static_cast<long long>(train.size()), static_cast<long long>(calib.size()), static_cast<long long>(test.size()),
               static_cast<long long>(conv1_channels), static_cast<long long>(conv2_channels), params);
   std::printf("FP32: %d epochs of Adam (lr %g, cosine); PTQ: W4 per-channel symmetric [-7, 7] min-max, A8 uint8 min-max on the calibration images;\n"
-              "QAT: %d epochs from the PTQ state (lr %g, LSQ scales lr %g), W4 learnable per-channel scales, A8 moving-average min-max observers\n",
+              "QAT: %d epochs from the PTQ state (lr %g, LSQ scales lr %g), W4 learnable per-channel scales, A8 moving-average min-max observers;\n"
+              "frozen scales: the same fine-tune with the PTQ weight scales kept (straight-through estimator only)\n",
               float_epochs, static_cast<double>(float_lr), qat_epochs, static_cast<double>(qat_lr), static_cast<double>(scale_lr));
-  std::printf("\nseed  FP32 top-1 (loss)  PTQ W4A8 top-1 (loss)  QAT W4A8 top-1 (loss)\n");
-  double sum[3] = {0, 0, 0}, loss[3] = {0, 0, 0};
+  std::printf("\n%4s%20s%20s%20s%20s\n", "seed", "FP32 top-1 (loss)", "PTQ W4A8", "QAT LSQ W4A8", "QAT frozen scales");
+  double sum[4] = {0, 0, 0, 0}, loss[4] = {0, 0, 0, 0};
   for (std::uint32_t s = 1; s <= seeds; ++s) {
     const seed_result r = run_seed(s, train, calib, test, out_dir / ("seed" + std::to_string(s)));
-    const evaluation* ev[3] = {&r.fp32, &r.ptq, &r.qat};
+    const evaluation* ev[4] = {&r.fp32, &r.ptq, &r.qat, &r.ste};
     std::printf("%4u", s);
-    for (int k = 0; k < 3; ++k) {
-      std::printf(k ? "%10.2f%% (%.4f)" : "%9.2f%% (%.4f)", top1(*ev[k], test), ev[k]->loss);
+    for (int k = 0; k < 4; ++k) {
+      std::printf("%10.2f%% (%.4f)", top1(*ev[k], test), ev[k]->loss);
       sum[k] += top1(*ev[k], test);
       loss[k] += ev[k]->loss;
     }
@@ -269,7 +291,7 @@ int run(const std::filesystem::path& data_dir, const std::filesystem::path& out_
     std::fflush(stdout);
   }
   std::printf("mean");
-  for (int k = 0; k < 3; ++k) std::printf(k ? "%10.2f%% (%.4f)" : "%9.2f%% (%.4f)", sum[k] / seeds, loss[k] / seeds);
+  for (int k = 0; k < 4; ++k) std::printf("%10.2f%% (%.4f)", sum[k] / seeds, loss[k] / seeds);
   std::printf("\n\nwrote %s/seed1..%u/qat_digits_{float,w4a8,w4a8_int8}.onnx (%ju, %ju, %ju bytes for seed 1) and the C++ test-set predictions\n",
               out_dir.string().c_str(), seeds, static_cast<std::uintmax_t>(std::filesystem::file_size(out_dir / "seed1" / "qat_digits_float.onnx")),
               static_cast<std::uintmax_t>(std::filesystem::file_size(out_dir / "seed1" / "qat_digits_w4a8.onnx")),

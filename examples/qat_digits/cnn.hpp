@@ -271,6 +271,14 @@ class cnn {
     return loss / static_cast<double>(n);
   }
 
+  /// Forgets Adam's moments: a fresh optimizer for the fine-tune.
+  void reset_optimizer() {
+    for (parameter* p : {&w_[0], &w_[1], &w_[2], &b_[0], &b_[1], &b_[2]}) {
+      std::fill(p->m.begin(), p->m.end(), 0.f);
+      std::fill(p->v.begin(), p->v.end(), 0.f);
+    }
+  }
+
   void adam(float lr, int step) {
     for (int l = 0; l < 3; ++l) {
       adam_step(w_[l].value, w_[l].grad, w_[l].m, w_[l].v, lr, step);
