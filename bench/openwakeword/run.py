@@ -112,7 +112,8 @@ def compare(eval_dir, name, clips):
         b = np.array([max(q[c["name"]][h]) for c in clips])
         wa = np.concatenate([ref[c["name"]][h] for c in clips])
         wb = np.concatenate([q[c["name"]][h] for c in clips])
-        flips = [c["name"] for c, x, y in zip(clips, a, b) if (x > THRESHOLD) != (y > THRESHOLD)]
+        flips = [f"{c['name']} ({x:.3f} -> {y:.3f})" for c, x, y in zip(clips, a, b)
+                 if (x > THRESHOLD) != (y > THRESHOLD)]
         row["heads"][h] = {"clip_diff": float(np.max(np.abs(a - b))),
                            "window_diff": float(np.max(np.abs(wa - wb))),
                            "agree": 1 - len(flips) / len(clips), "flips": flips,
