@@ -38,6 +38,9 @@ class model {
   /// Serialized ModelProto with the fields above, the graph cleared (functions, training_info,
   /// unknown fields); written back on save.
   std::string residual;
+  /// Whether the file it was loaded from kept tensors in external data: saving then writes
+  /// external data again, also for new tensors (quench/onnx/model_io.hpp).
+  bool had_external_data = false;
 
   /// The opset version imported for `domain` ("" and "ai.onnx" are the same domain), or 0.
   std::int64_t opset(std::string_view dom = {}) const noexcept {

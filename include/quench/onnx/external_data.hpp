@@ -3,6 +3,9 @@
 // and external_data entries `location` (path relative to the model's directory), `offset` and
 // `length` in bytes (optional), `checksum` (ignored). Files are memory-mapped read-only and
 // tensors view the mapping without copying; a mapping lives as long as any tensor using it.
+// When the last tensor viewing a slice goes (a pass replaced the weight), the slice's pages leave
+// the resident set: converting or quantizing a multi-gigabyte model weight by weight then holds
+// the new weights and one old one, not the whole mapped file beside them.
 
 #include <cstdint>
 #include <filesystem>
@@ -56,7 +59,12 @@ class external_data_cache {
       throw_error(errc::invalid_model, context,
                   "external data [" + std::to_string(offset) + ", " + std::to_string(offset + length) +
                       ") lies beyond the end of '" + location + "' (" + std::to_string(file->size()) + " bytes)");
-    return std::shared_ptr<std::byte>(file, file->data() + offset);
+    // The deleter keeps the mapping alive until it runs. madvise(MADV_DONTNEED) on these
+    // read-only private pages only drops them from this process; whole pages only, so a
+    // neighbour sharing an edge page keeps it, and any page touched again is re-read from the file.
+    std::shared_ptr<mapped_file> keep = file;
+    return std::shared_ptr<std::byte>(file->data() + offset,
+                                      [keep, offset, length](std::byte*) { keep->release(offset, length); });
   }
 
  private:

@@ -8,6 +8,7 @@
 
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <filesystem>
@@ -24,22 +25,54 @@
 
 namespace quench::onnx {
 
+/// Serialized protobuf messages cannot exceed 2 GiB; models whose inline tensors would come
+/// close are saved with external data instead (tensors >= 1 KiB).
+inline constexpr std::size_t inline_model_limit = (std::size_t{1} << 31) - (std::size_t{1} << 26);
+/// onnx.save(save_as_external_data=True)'s size_threshold: smaller tensors stay inline.
+inline constexpr std::size_t external_threshold_default = 1024;
+
 struct save_options {
-  /// Tensors of at least this many bytes go to the external data file (0 = none by size).
+  /// Tensors of at least this many bytes go to the external data file (0 = none by size, but
+  /// see keep_external).
   std::size_t external_threshold = 0;
-  /// Tensors loaded from external data are written to external data again.
+  /// Tensors loaded from external data are written to external data again; and when the model
+  /// came with external data (model::had_external_data) and external_threshold is 0, so are
+  /// tensors of at least 1 KiB (onnx.save's default), or of the smallest external tensor left if
+  /// smaller: a model that came with external data leaves with it, also after its weights were
+  /// quantized or converted (new tensors, replacing every external one).
   bool keep_external = true;
+  /// Tensor bytes the model file itself may hold; above it, tensors >= 1 KiB go external.
+  std::size_t inline_limit = inline_model_limit;
   /// File name of the external data, beside the model (default: "<model file name>.data").
   std::string external_location;
   /// Offset alignment inside the external data file (page size, so runtimes can mmap tensors).
   std::size_t external_alignment = 4096;
 };
 
-/// Serialized protobuf messages cannot exceed 2 GiB; models whose inline tensors would come
-/// close are saved with external data instead (tensors >= 1 KiB).
-inline constexpr std::size_t inline_model_limit = (std::size_t{1} << 31) - (std::size_t{1} << 26);
-
 namespace detail {
+
+/// Bytes of the smallest tensor loaded from external data in `g` and its sub-graphs (0: none).
+inline std::size_t smallest_external(const graph& g) {
+  std::size_t least = 0;
+  auto see = [&](const tensor& t, tensor_encoding enc) {
+    if (enc == tensor_encoding::external && (least == 0 || t.nbytes() < least)) least = std::max<std::size_t>(t.nbytes(), 1);
+  };
+  auto see_graph = [&](const graph& sg) {
+    const std::size_t s = smallest_external(sg);
+    if (s && (least == 0 || s < least)) least = s;
+  };
+  for (const value* v : g.initializers()) see(*v->initializer(), v->initializer_encoding());
+  for (const node* n : g.nodes())
+    for (const attribute& a : n->attributes()) {
+      std::size_t ti = 0;
+      auto enc = [&] { return ti < a.tensor_encodings.size() ? a.tensor_encodings[ti++] : tensor_encoding::raw; };
+      if (a.t) see(*a.t, enc());
+      for (const auto& t : a.tensors) see(*t, enc());
+      if (a.g) see_graph(*a.g);
+      for (const auto& sg : a.graphs) see_graph(*sg);
+    }
+  return least;
+}
 
 inline std::size_t tensor_bytes_inline(const graph& g, const save_options& o, bool allow_external) {
   std::size_t total = 0;
@@ -113,8 +146,13 @@ inline void save_model(const model& m, const std::filesystem::path& path, save_o
   if (std::filesystem::path(opts.external_location).has_parent_path())
     throw_error(errc::invalid_argument, {}, "external data location '" + opts.external_location + "' must be a plain file name");
   if (opts.external_alignment == 0) opts.external_alignment = 1;
-  if (detail::tensor_bytes_inline(m.main_graph(), opts, true) > inline_model_limit)
-    opts.external_threshold = opts.external_threshold ? std::min<std::size_t>(opts.external_threshold, 1024) : 1024;
+  if (opts.keep_external && opts.external_threshold == 0 && m.had_external_data) {
+    const std::size_t least = detail::smallest_external(m.main_graph());
+    opts.external_threshold = least ? std::min(least, external_threshold_default) : external_threshold_default;
+  }
+  if (detail::tensor_bytes_inline(m.main_graph(), opts, true) > opts.inline_limit)
+    opts.external_threshold =
+        opts.external_threshold ? std::min(opts.external_threshold, external_threshold_default) : external_threshold_default;
 
   detail::write_plan plan;
   plan.threshold = opts.external_threshold;

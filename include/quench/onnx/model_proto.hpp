@@ -68,6 +68,9 @@ class graph_reader {
  public:
   graph_reader(const load_options& opts, external_data_cache& cache) : opts_(opts), cache_(cache) {}
 
+  /// Whether any tensor read so far came from external data.
+  bool read_external() const noexcept { return read_external_; }
+
   /// Fills `g` from `gp`, consuming gp's tensor bytes. Sub-graphs are built after all of this
   /// graph's values exist, so their outer references resolve whatever the node order.
   void read(proto::GraphProto& gp, graph& g) {
@@ -186,6 +189,7 @@ class graph_reader {
                   "external data length " + std::to_string(length) + " does not match " + std::to_string(want) +
                       " bytes of " + to_string(type) + " " + to_string(s));
     auto bytes = cache_.slice(location, offset, want, ctx);
+    read_external_ = true;
     return tensor::adopt(type, std::move(s), std::move(bytes), want, /*read_only=*/true, tp.name());
   }
 
@@ -288,6 +292,7 @@ class graph_reader {
 
   const load_options& opts_;
   external_data_cache& cache_;
+  bool read_external_ = false;
 };
 
 
@@ -435,6 +440,7 @@ inline model model_from_proto(proto::ModelProto&& mp, const load_options& opts =
   if (mp.has_graph()) {
     detail::graph_reader reader(opts, cache);
     reader.read(*mp.mutable_graph(), m.main_graph());
+    m.had_external_data = reader.read_external();
     mp.clear_graph();
   }
   m.residual = detail::serialize_or_empty(mp);
