@@ -193,7 +193,8 @@ inline tensor preprocess(const image& img, const preprocess_options& o, const st
         }
         float v = o.pad_value;
         if (inside) {
-          v = (in_float ? rf[i] : static_cast<float>(r8[i])) * o.scale;
+          // Rounded before the mean is subtracted, as numpy does (no FMA with -march=native).
+          v = detail::unfused((in_float ? rf[i] : static_cast<float>(r8[i])) * o.scale);
           v = use_norm ? (v - mean) * mul : (v - mean) / div;
         }
         of[at] = v;

@@ -13,9 +13,9 @@
 //   uint8 uses 11-bit fixed-point weights (INTER_RESIZE_COEF_BITS, each weight rounded to even
 //   on its own, so the pair may sum to 2047..2049), a 32-bit horizontal pass and the vertical
 //   pass ((b0 * (h0 >> 4)) >> 16) + ((b1 * (h1 >> 4)) >> 16) + 2) >> 2 that OpenCV's scalar and
-//   SIMD code share; float32 uses float weights, h = s0 * a0 + s1 * a1, then v = h0 * b0 + h1 * b1
-//   (separate roundings: an FMA-contracting build, e.g. -march=native with -ffp-contract=fast,
-//   differs in the last bit). A downscale by exactly 2 in both axes is INTER_AREA, as in OpenCV.
+//   SIMD code share; float32 uses float weights, h = s0 * a0 + s1 * a1, then v = h0 * b0 + h1 * b1,
+//   every product rounded on its own (never fused into an FMA, whatever -march says).
+//   A downscale by exactly 2 in both axes is INTER_AREA, as in OpenCV.
 // * INTER_AREA, integer factors in both axes: block mean; uint8 2x2 with 1, 3 or 4 channels is
 //   (sum + 2) >> 2, other blocks round(sum * (1.f / area)) half to even.
 // * INTER_AREA, non-integer downscale (both factors >= 1): OpenCV's area-weight tables (cell
@@ -55,6 +55,19 @@ inline std::uint8_t saturate_u8(float x) noexcept {
   const int i = cv_round(x);
   return static_cast<std::uint8_t>(i < 0 ? 0 : i > 255 ? 255 : i);
 }
+/// `x`, but opaque to the optimizer: a product passed through it cannot be fused into an FMA
+/// (GCC contracts a * b + c across statements with -march=native, which changes the last bit
+/// and, through rounding, INTER_AREA uint8 pixels by 1). OpenCV's SSE2 code never fuses.
+inline float unfused(float x) noexcept {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  __asm__("" : "+x"(x));
+#elif defined(__GNUC__) && defined(__aarch64__)
+  __asm__("" : "+w"(x));
+#endif
+  return x;
+}
+inline int unfused(int x) noexcept { return x; }
+
 template <class T>
 inline T store_area(float v) noexcept {
   if constexpr (std::is_same_v<T, std::uint8_t>) return saturate_u8(v);
@@ -125,15 +138,24 @@ void resize_linear(const T* src, int sh, int sw, int cn, T* dst, int dh, int dw,
 
   const int row = dw * cn;
   std::vector<W> h0(static_cast<std::size_t>(row)), h1(static_cast<std::size_t>(row));
-  auto hpass = [&](const T* s, W* h) {
-    for (int dx = 0; dx < dw; ++dx) {
+  // The channel count as a constant where it is 1, 3 or 4, so the inner loops unroll.
+  auto hpass_cn = [&](auto cn_const, const T* s, W* h) {
+    const int n = decltype(cn_const)::value > 0 ? decltype(cn_const)::value : cn;
+    for (int dx = 0; dx < xmax; ++dx) {
       const int sx = xofs[dx];
-      if (dx < xmax) {
-        const W a0 = alpha[2 * dx], a1 = alpha[2 * dx + 1];
-        for (int c = 0; c < cn; ++c) h[dx * cn + c] = static_cast<W>(s[sx + c]) * a0 + static_cast<W>(s[sx + c + cn]) * a1;
-      } else {
-        for (int c = 0; c < cn; ++c) h[dx * cn + c] = static_cast<W>(static_cast<W>(s[sx + c]) * static_cast<W>(one));
-      }
+      const W a0 = alpha[2 * dx], a1 = alpha[2 * dx + 1];
+      for (int c = 0; c < n; ++c)
+        h[dx * n + c] = unfused(static_cast<W>(s[sx + c]) * a0) + unfused(static_cast<W>(s[sx + c + n]) * a1);
+    }
+    for (int dx = xmax; dx < dw; ++dx)
+      for (int c = 0; c < n; ++c) h[dx * n + c] = static_cast<W>(static_cast<W>(s[xofs[dx] + c]) * static_cast<W>(one));
+  };
+  auto hpass = [&](const T* s, W* h) {
+    switch (cn) {
+      case 1: return hpass_cn(std::integral_constant<int, 1>(), s, h);
+      case 3: return hpass_cn(std::integral_constant<int, 3>(), s, h);
+      case 4: return hpass_cn(std::integral_constant<int, 4>(), s, h);
+      default: return hpass_cn(std::integral_constant<int, 0>(), s, h);
     }
   };
   int have0 = -1, have1 = -1;  // source rows currently in h0 / h1
@@ -150,12 +172,15 @@ void resize_linear(const T* src, int sh, int sw, int cn, T* dst, int dh, int dw,
     }
     if (r0 != have0) hpass(src + static_cast<std::size_t>(r0) * sw * cn, h0.data()), have0 = r0;
     if (r1 != have1) hpass(src + static_cast<std::size_t>(r1) * sw * cn, h1.data()), have1 = r1;
-    T* d = dst + static_cast<std::size_t>(dy) * row;
+    T* __restrict d = dst + static_cast<std::size_t>(dy) * row;
+    const W* __restrict p0 = h0.data();
+    const W* __restrict p1 = h1.data();
+    const W c0 = b0, c1 = b1;
     for (int x = 0; x < row; ++x) {
       if constexpr (fixpt)
-        d[x] = static_cast<std::uint8_t>((((b0 * (h0[x] >> 4)) >> 16) + ((b1 * (h1[x] >> 4)) >> 16) + 2) >> 2);
+        d[x] = static_cast<std::uint8_t>((((c0 * (p0[x] >> 4)) >> 16) + ((c1 * (p1[x] >> 4)) >> 16) + 2) >> 2);
       else
-        d[x] = h0[x] * b0 + h1[x] * b1;
+        d[x] = unfused(p0[x] * c0) + unfused(p1[x] * c1);
     }
   }
 }
@@ -236,16 +261,16 @@ void resize_area(const T* src, int sh, int sw, int cn, T* dst, int dh, int dw, d
     const T* s = src + static_cast<std::size_t>(yw.si) * sw * cn;
     std::fill(buf.begin(), buf.end(), 0.f);
     for (const area_weight& xw : xtab)
-      for (int c = 0; c < cn; ++c) buf[xw.di + c] = buf[xw.di + c] + static_cast<float>(s[xw.si + c]) * xw.alpha;
+      for (int c = 0; c < cn; ++c) buf[xw.di + c] = buf[xw.di + c] + unfused(static_cast<float>(s[xw.si + c]) * xw.alpha);
     if (yw.di != prev_dy) {
       T* d = dst + static_cast<std::size_t>(prev_dy) * row;
       for (int x = 0; x < row; ++x) {
         d[x] = store_area<T>(sum[x]);
-        sum[x] = yw.alpha * buf[x];
+        sum[x] = unfused(yw.alpha * buf[x]);
       }
       prev_dy = yw.di;
     } else {
-      for (int x = 0; x < row; ++x) sum[x] = sum[x] + yw.alpha * buf[x];
+      for (int x = 0; x < row; ++x) sum[x] = sum[x] + unfused(yw.alpha * buf[x]);
     }
   }
   T* d = dst + static_cast<std::size_t>(prev_dy) * row;
