@@ -2,7 +2,7 @@
 // cross_layer_equalization: DFQ's weight equalization (Nagel et al. 2019, "Data-Free Quantization
 // Through Weight Equalization and Bias Correction") on the graph. For two layers with an activation
 // between them that commutes with positive per-channel scaling (f(s x) = s f(x): Relu, LeakyRelu,
-// MaxPool, nothing), output channel i of the first and input channel i of the second are rescaled
+// MaxPool, average pools, a Flatten to [N, C], nothing), output channel i of the first and input channel i of the second are rescaled
 // by s_i = sqrt(r1_i / r2_i) (r = max |w| of the channel's weights):
 //
 //     W1[i, ...] /= s_i,  b1[i] /= s_i,  W2[:, i, ...] *= s_i   ->   both ranges sqrt(r1_i r2_i)
@@ -89,10 +89,14 @@ inline bool layer_of(node& n, layer_weights& out) {
   return true;
 }
 
-/// Ops between two layers that commute with a positive per-channel scale.
+/// Ops between two layers that commute with a positive per-channel scale. Averages are linear per
+/// channel (a MobileNet's head conv -> Relu -> GlobalAveragePool -> Flatten -> Gemm is a pair);
+/// Flatten keeps the channel index only on [N, C, 1, 1], which the channel-count check in
+/// equalize() enforces (on [N, C, H, W] the Gemm sees C*H*W inputs).
 inline bool commutes_with_scaling(const node& n) {
-  if (n.is("Relu") || n.is("MaxPool")) return true;
-  if (n.is("LeakyRelu")) return true;
+  if (n.is("Relu") || n.is("MaxPool") || n.is("LeakyRelu")) return true;
+  if (n.is("GlobalAveragePool") || n.is("AveragePool")) return true;
+  if (n.is("Flatten")) return n.attr_int("axis", 1) == 1;
   return false;
 }
 
