@@ -17,5 +17,6 @@ void add_upgrade_command(CLI::App& app);
 void add_float16_command(CLI::App& app);
 void add_sparsify_command(CLI::App& app);
 void add_prune_command(CLI::App& app);
+void add_qat_commands(CLI::App& app);  // export-qat, fold
 
 }  // namespace quench_cli

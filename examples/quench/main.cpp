@@ -6,6 +6,7 @@
 //   quench demo TENSOR.npy
 //
 // Errors from quench (bad models, bad arguments) print their message and exit with status 1.
+// Interrupted (Ctrl-C, SIGTERM), it leaves no partial output file and no temporary behind.
 
 #include <cstdio>
 #include <exception>
@@ -13,9 +14,12 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.hpp"
+#include "quench/core/atomic_file.hpp"
 #include "quench/version.hpp"
 
 int main(int argc, char** argv) {
+  // Ctrl-C while an output is being written removes its temporary; outputs appear only whole.
+  quench::remove_temporaries_on_signal();
   CLI::App app{"quench: quantize and compress ONNX models"};
   app.set_version_flag("--version", std::to_string(QUENCH_VERSION_MAJOR) + "." + std::to_string(QUENCH_VERSION_MINOR) +
                                         "." + std::to_string(QUENCH_VERSION_PATCH));
@@ -31,6 +35,7 @@ int main(int argc, char** argv) {
   quench_cli::add_float16_command(app);
   quench_cli::add_sparsify_command(app);
   quench_cli::add_prune_command(app);
+  quench_cli::add_qat_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
