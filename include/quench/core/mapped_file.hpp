@@ -67,6 +67,18 @@ class mapped_file {
     if (hi > lo) ::madvise(data_ + lo, hi - lo, MADV_DONTNEED);
   }
 
+  /// As release(), but every page touching the range leaves the resident set, the partial pages
+  /// at both ends too. For readers that stream through a file batch after batch: with release()
+  /// the page holding each batch boundary is released by neither batch, so one page per batch
+  /// stays resident and RSS grows with the number of batches. The mapping is read-only and never
+  /// written, so dropping a page a neighbour still reads only costs a re-read from the page cache.
+  void release_streamed(std::size_t offset, std::size_t length) const noexcept {
+    if (!data_ || offset >= size_ || length == 0) return;
+    const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    const std::size_t lo = offset / page * page, hi = std::min(size_, offset + length);
+    if (hi > lo) ::madvise(data_ + lo, hi - lo, MADV_DONTNEED);
+  }
+
  private:
   std::byte* data_ = nullptr;
   std::size_t size_ = 0;

@@ -57,7 +57,7 @@ class npy_source final : public sample_source {
     for (const input& in : inputs_) {
       tensor t = detail::slice_samples(in.file->data() + in.offset, in.type, in.dims, first, count, in.name);
       // The pages just copied are not needed again soon: they leave the resident set.
-      in.file->release(in.offset + static_cast<std::size_t>(first) * (t.nbytes() / static_cast<std::size_t>(count ? count : 1)), t.nbytes());
+      in.file->release_streamed(in.offset + static_cast<std::size_t>(first) * (t.nbytes() / static_cast<std::size_t>(count ? count : 1)), t.nbytes());
       b.emplace_back(in.name, std::move(t));
     }
     return b;

@@ -50,7 +50,7 @@ class npz_source final : public sample_source {
       const std::byte* base = archive_->file()->data() + in.offset;
       tensor t = detail::slice_samples(base, in.type, in.dims, first, count, in.name);
       // As npy_source: the pages just copied leave the resident set.
-      archive_->file()->release(in.offset + static_cast<std::size_t>(first) * (t.nbytes() / static_cast<std::size_t>(count ? count : 1)),
+      archive_->file()->release_streamed(in.offset + static_cast<std::size_t>(first) * (t.nbytes() / static_cast<std::size_t>(count ? count : 1)),
                                 t.nbytes());
       b.emplace_back(in.name, std::move(t));
     }
