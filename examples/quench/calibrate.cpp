@@ -1,5 +1,6 @@
-// quench calibrate MODEL.onnx --data NAME=FILE.npy ... --method minmax|entropy|percentile|mse
-//                  [--per-channel] [--batch B] [--shard K/N] -o stats.json [--table FILE --format F]
+// quench calibrate MODEL.onnx --data [NAME=]PATH ... | --images DIR ... --method minmax|entropy|percentile|mse
+//                  [--per-channel] [--batch B] [--shard K/N] [--samples N --shuffle --seed S --skip-bad]
+//                  -o stats.json [--table FILE --format F]
 // quench merge stats*.json -o all.json [--table FILE --format F]
 //
 // calibrate writes the calibration state (observers, exactly mergeable) of its shard; merge adds
@@ -17,10 +18,10 @@
 
 #include "cli_io.hpp"
 #include "commands.hpp"
+#include "data_options.hpp"
 #include "progress.hpp"
 #include "quench/calib/calibrate.hpp"
 #include "quench/core/atomic_file.hpp"
-#include "quench/data/npy_source.hpp"
 #include "quench/onnx/model_io.hpp"
 
 namespace quench_cli {
@@ -33,7 +34,7 @@ struct table_args {
 
 struct calibrate_args {
   std::string model;
-  std::vector<std::string> data;
+  data_args data;
   std::string method = "minmax";
   bool per_channel = false, symmetric = false, quiet = false;
   std::int64_t batch = 8;
@@ -76,8 +77,8 @@ std::pair<int, int> parse_shard(const std::string& s) {
 
 void run_calibrate(const calibrate_args& a) {
   const quench::model m = quench::onnx::load_model(a.model);
-  const auto files = named_files(a.data, "--data");
-  quench::data::npy_source source(files);
+  const auto source_ptr = open_source(a.data, m);
+  quench::data::sample_source& source = *source_ptr;
   quench::calib::calibrate_options opt;
   opt.method = quench::calib::parse_method(a.method);
   opt.per_channel = a.per_channel;
@@ -126,9 +127,9 @@ void add_table_options(CLI::App* cmd, table_args& t) {
 
 void add_calibrate_command(CLI::App& app) {
   static calibrate_args a;
-  auto* cmd = app.add_subcommand("calibrate", "Observe a model's activations on .npy data; write the mergeable calibration state");
+  auto* cmd = app.add_subcommand("calibrate", "Observe a model's activations on calibration data; write the mergeable calibration state");
   cmd->add_option("model", a.model, "ONNX model")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--data,-d", a.data, "NAME=FILE.npy: samples along axis 0 for a graph input")->required();
+  add_data_options(cmd, a.data);
   cmd->add_option("--method,-m", a.method, "minmax, entropy, percentile or mse")->capture_default_str();
   cmd->add_flag("--per-channel", a.per_channel, "per-channel activation ranges (axis 1)");
   cmd->add_flag("--symmetric", a.symmetric, "symmetric ranges (minmax), |x| histogram (percentile)");

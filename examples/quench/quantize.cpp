@@ -27,6 +27,7 @@
 
 #include "cli_io.hpp"
 #include "commands.hpp"
+#include "data_options.hpp"
 #include "progress.hpp"
 #include "quench/adapt/npy.hpp"
 #include "quench/calib/calibration_state.hpp"
@@ -41,7 +42,8 @@ namespace {
 
 struct quantize_args {
   std::string input, output, profile = "ort";
-  std::vector<std::string> data, eval_data;
+  data_args data;  // --data / --images and the other data options (data_options.hpp)
+  std::vector<std::string> eval_data;
   std::string labels;
   std::string method = "auto", weight_method = "minmax";
   std::string activation_type, weight_type;
@@ -192,13 +194,13 @@ void run_quantize(const quantize_args& a) {
 
   const bool weights_only = opt.profile.placement == quench::pipeline::qdq_placement::weights;
   if (!weights_only && a.data.empty())
-    throw quench::error(quench::errc::invalid_argument, "profile '" + a.profile + "'", "calibrates activations: give --data NAME=FILE.npy");
+    throw quench::error(quench::errc::invalid_argument, "profile '" + a.profile + "'", "calibrates activations: give --data [NAME=]PATH or --images DIR");
   // Each trial gets its own copy of the float model: loading maps external data instead of
   // copying it, and works past protobuf's 2 GiB (a serialized copy would not).
   auto load_float = [&] { return quench::onnx::load_model(a.input); };
   std::unique_ptr<quench::data::sample_source> calib, eval;
-  if (!a.data.empty()) calib = std::make_unique<quench::data::npy_source>(named_files(a.data, "--data"));
-  if (!a.eval_data.empty()) eval = std::make_unique<quench::data::npy_source>(named_files(a.eval_data, "--eval-data"));
+  if (!a.data.empty()) calib = open_source(a.data, load_float());
+  if (!a.eval_data.empty()) eval = open_eval_source(a.eval_data, a.data, load_float());
   quench::data::sample_source* measure = eval ? eval.get() : calib.get();
 
   quench::pipeline::fallback_options fo;
@@ -347,7 +349,7 @@ void add_quantize_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("quantize", "Post-training quantization to an ONNX QDQ model (ONNX Runtime, TensorRT, weight-only, FP8)");
   cmd->add_option("model", a.input, "float ONNX model")->required()->check(CLI::ExistingFile);
   cmd->add_option("--output,-o", a.output, "quantized model")->required();
-  cmd->add_option("--data,-d", a.data, "NAME=FILE.npy: calibration samples along axis 0 for a graph input");
+  add_data_options(cmd, a.data);
   cmd->add_option("--profile,-p", a.profile, "ort, tensorrt, weight-only or fp8")->capture_default_str()->check(
       CLI::IsMember({"ort", "tensorrt", "weight-only", "fp8"}));
   cmd->add_option("--method,-m", a.method,
@@ -377,7 +379,7 @@ void add_quantize_command(CLI::App& app) {
   cmd->add_option("--show", a.show, "tensors listed in the summary (worst SQNR first)")->capture_default_str();
   cmd->add_option("--target-sqnr", a.target_sqnr, "keep the most sensitive layers in float until the output SQNR reaches this (dB)");
   cmd->add_option("--max-fallback", a.max_fallback, "at most this many layers in float");
-  cmd->add_option("--eval-data", a.eval_data, "NAME=FILE.npy: samples for the report and accuracy (default: the calibration data)");
+  cmd->add_option("--eval-data", a.eval_data, "[NAME=]PATH like --data (npy, npz, directory, list, raw, images): samples for the report and accuracy (default: the calibration data)");
   cmd->add_option("--labels", a.labels, "FILE.npy: integer labels of the --eval-data samples; prints top-1 of both models")->check(CLI::ExistingFile);
   cmd->add_option("--batch,-b", a.batch, "calibration samples per run")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--num-bins", a.num_bins, "histogram bins")->capture_default_str();
