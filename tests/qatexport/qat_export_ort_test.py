@@ -73,7 +73,9 @@ def main():
             assert w in producer and producer[w].op_type == "DequantizeLinear", f"{n.name} weight {w} is not DQ output"
             q = inits[producer[w].input[0]]
             assert q.data_type == onnx.TensorProto.INT8, f"{n.name} weight not int8"
-    for level in ("disabled", "all"):
+    # "all" fails to load torch's own export in ORT 1.30 (its QLinearAdd fusion rejects the scale
+    # shapes torch writes), so the original is compared unfused and with basic optimizations.
+    for level in ("disabled", "basic"):
         a, b = ort(data / "qat.onnx", level), ort(folded, level)
         diff = float(np.max(np.abs(a.astype(np.float64) - b)))
         results[f"fold_max_abs_diff_{level}"] = diff
@@ -81,7 +83,7 @@ def main():
     results["qat_onnx_bytes"] = (data / "qat.onnx").stat().st_size
     results["folded_onnx_bytes"] = folded.stat().st_size
     assert results["folded_onnx_bytes"] < results["qat_onnx_bytes"]
-    print(f"(a) fold: ORT output identical (disabled and all optimizations); "
+    print(f"(a) fold: ORT output identical (optimizations disabled and basic); "
           f"{results['qat_onnx_bytes']} -> {results['folded_onnx_bytes']} bytes")
 
     # (b) export-qat from the trained parameters, int8 and int4 weights
