@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   quench_cli::add_float16_command(app);
   quench_cli::add_sparsify_command(app);
   quench_cli::add_prune_command(app);
+  quench_cli::add_qat_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

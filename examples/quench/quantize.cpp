@@ -36,6 +36,8 @@
 #include "quench/data/npy_source.hpp"
 #include "quench/onnx/model_io.hpp"
 #include "quench/pipeline/fallback.hpp"
+#include "quench/pipeline/output_range_selection.hpp"
+#include "quench/pipeline/recover_auto.hpp"
 
 namespace quench_cli {
 namespace {
@@ -52,8 +54,12 @@ struct quantize_args {
   std::int64_t block_size = 0;
   std::vector<std::string> exclude, exclude_tensors, op_types, ranges, types;
   std::string stats, report, tables;
-  double target_sqnr = NAN, smooth_quant = NAN;
-  int max_fallback = -1;
+  double target_sqnr = NAN;
+  std::string smooth_quant;
+  int max_fallback = -1, max_float = -1;
+  bool int16 = false, adaround = false;
+  std::int64_t adaround_iterations = 10000;
+  std::string recover = "none", select = "mse";
   std::int64_t report_samples = 8, batch = 8, show = 5;
   std::size_t num_bins = 2048, num_quantized_bins = 128;
   double percentile = 99.999;
@@ -167,7 +173,18 @@ void run_quantize(const quantize_args& a) {
   opt.preprocess = !a.no_preprocess;
   opt.equalize = a.cle;
   opt.correct_bias = a.bias_correction;
-  opt.smooth_quant_alpha = a.smooth_quant;
+  if (a.smooth_quant == "auto") {
+    opt.smooth_quant_search = true;
+  } else if (!a.smooth_quant.empty()) {
+    std::size_t used = 0;
+    try {
+      opt.smooth_quant_alpha = std::stod(a.smooth_quant, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != a.smooth_quant.size() || !(opt.smooth_quant_alpha >= 0 && opt.smooth_quant_alpha <= 1))
+      throw quench::error(quench::errc::invalid_argument, "--smooth-quant '" + a.smooth_quant + "'", "expected an alpha in [0, 1] or auto");
+  }
   opt.placement.exclude_nodes = std::set<std::string>(a.exclude.begin(), a.exclude.end());
   opt.placement.exclude_tensors = std::set<std::string>(a.exclude_tensors.begin(), a.exclude_tensors.end());
   opt.placement.op_types = std::set<std::string>(a.op_types.begin(), a.op_types.end());
@@ -185,6 +202,15 @@ void run_quantize(const quantize_args& a) {
   opt.calibration.percentile = a.percentile;
   opt.calibration.executor.threads = a.threads;
   opt.weights = quench::pipeline::parse_weight_method(a.weight_method);
+  opt.adaround = a.adaround && a.recover != "auto";  // --recover auto runs it as one of its steps
+  opt.adaround_options.iterations = a.adaround_iterations;
+  if (a.adaround && !a.quiet && ::isatty(2))
+    opt.adaround_options.progress = [](const quench::recover::adaround_progress& p) {
+      if (p.iteration % 500 != 0 && p.iteration != p.iterations) return;
+      std::fprintf(stderr, "\rAdaRound layer %zu/%zu %-28s %6lld/%lld  loss %.4g   ", p.layer + 1, p.layers, p.name.c_str(),
+                   static_cast<long long>(p.iteration), static_cast<long long>(p.iterations), p.loss);
+      if (p.layer + 1 == p.layers && p.iteration == p.iterations) std::fprintf(stderr, "\n");
+    };
   quench::calib::calibration_table stats;
   if (!a.stats.empty()) {
     stats = read_stats(a.stats);
@@ -214,8 +240,69 @@ void run_quantize(const quantize_args& a) {
       if (done == total) std::fprintf(stderr, "\n");
     };
 
+  fo.try_int16 = a.int16;
+  fo.max_float = a.max_float;
+  const bool interactive = !a.quiet && ::isatty(2);
+
+  // --select output: each activation's range method by the model output, then used as a table.
+  quench::pipeline::output_selection_result selection;
+  if (a.select == "output") {
+    if (!opt.select_ranges || opt.table || weights_only || !calib)
+      throw quench::error(quench::errc::invalid_argument, "--select output",
+                          "chooses among calibrated candidates: needs --method auto, --data and no --stats");
+    quench::pipeline::output_selection_options so;
+    so.evaluation = fo.evaluation;
+    if (interactive)
+      so.progress = [](const std::string& t, std::size_t done, std::size_t total) {
+        std::fprintf(stderr, "\rrange by output %zu/%zu: %-40s", done, total, t.c_str());
+        if (done == total) std::fprintf(stderr, "\n");
+      };
+    selection = quench::pipeline::select_ranges_by_output(load_float, *calib, *measure, opt, so);
+    opt.table = &selection.table;
+    std::size_t changed = 0;
+    for (const auto& c : selection.choices) changed += c.method != c.mse_method;
+    std::printf("ranges by output SQNR: %zu of %zu activations changed method, output SQNR %s -> %s dB (%zu trials)\n", changed,
+                selection.choices.size(), db_text(selection.sqnr_before_db).c_str(), db_text(selection.sqnr_after_db).c_str(), selection.trials);
+  }
+
   quench::pipeline::fallback_result r;
-  if (weights_only && !measure) {
+  std::vector<quench::pipeline::recover_step> steps;
+  double recover_float_metric = NAN;
+  if (a.recover == "auto") {
+    if (weights_only || !calib)
+      throw quench::error(quench::errc::invalid_argument, "--recover auto", "needs a profile that quantizes activations and --data");
+    quench::pipeline::recover_options ro;
+    ro.fallback = fo;
+    // TensorRT has no 16-bit activations; elsewhere 16 bits are tried before float.
+    ro.fallback.try_int16 = a.profile != "tensorrt";
+    ro.fallback.progress = nullptr;
+    ro.evaluation = fo.evaluation;
+    ro.adaround = a.adaround;
+    ro.adaround_options = opt.adaround_options;
+    std::unique_ptr<quench::tensor> labels;
+    if (!a.labels.empty() && eval) {
+      labels = std::make_unique<quench::tensor>(quench::read_npy(a.labels));
+      ro.metric = [&](const quench::model& m) { return top1(m, *eval, *labels, a.threads); };
+    }
+    if (interactive) ro.progress = [](const std::string& step) { std::fprintf(stderr, "recover: %s ...\n", step.c_str()); };
+    auto rr = quench::pipeline::quantize_recover_auto(load_float, *calib, *measure, opt, ro);
+    r.quantized = std::move(rr.quantized);
+    r.report = std::move(rr.report);
+    r.errors = std::move(rr.errors);
+    r.initial_sqnr_db = rr.plain_sqnr_db;
+    steps = std::move(rr.steps);
+    recover_float_metric = rr.float_metric;
+    if (!steps.empty() && steps.back().name == "mixed precision" && steps.back().kept) {
+      r.fell_back = rr.fallback.fell_back;
+      r.precision = rr.fallback.precision;
+      r.sqnr_after = rr.fallback.sqnr_after;
+      r.int16_tensors = rr.fallback.int16_tensors;
+      r.sensitivity = rr.fallback.sensitivity;
+      r.target_met = rr.fallback.target_met;
+    } else {
+      r.target_met = std::isnan(a.target_sqnr) || r.errors.output_sqnr_db() >= a.target_sqnr;
+    }
+  } else if (weights_only && !measure) {
     r.quantized = load_float();
     r.report = quench::pipeline::quantize_static(r.quantized, opt);
   } else {
@@ -231,8 +318,20 @@ void run_quantize(const quantize_args& a) {
                 static_cast<long long>(r.quantized.opset()), rep.upgrade.rewrites, rep.upgrade.moved);
   if (!rep.equalization.pairs.empty())
     std::printf("cross-layer equalization: %zu layer pairs in %d passes\n", rep.equalization.pairs.size(), rep.equalization.passes);
-  if (!rep.smoothing.activations.empty())
+  if (!rep.smoothing.activations.empty()) {
     std::printf("SmoothQuant: %zu activations smoothed\n", rep.smoothing.activations.size());
+    for (const auto& c : rep.smoothing.search) std::printf("  %-40s alpha %.1f (searched)\n", c.tensor.c_str(), c.alpha);
+  }
+  if (!rep.adaround.layers.empty()) {
+    std::size_t flipped = 0, elements = 0;
+    double seconds_ar = 0, nearest = 0, learned = 0;
+    for (const auto& l : rep.adaround.layers) {
+      flipped += l.flipped, elements += l.elements, seconds_ar += l.seconds;
+      nearest += l.mse_nearest, learned += l.mse_adaround;
+    }
+    std::printf("AdaRound: %zu layers in %.1f s, %zu of %zu weights rounded the other way; layer output MSE %.4g -> %.4g (sum)\n",
+                rep.adaround.layers.size(), seconds_ar + rep.adaround.collect_seconds, flipped, elements, nearest, learned);
+  }
   if (!rep.bias_correction.layers.empty()) {
     double largest = 0;
     for (const auto& l : rep.bias_correction.layers) largest = std::max(largest, l.max_shift);
@@ -249,12 +348,27 @@ void run_quantize(const quantize_args& a) {
 
   if (measure) {
     std::printf("error on %lld sample(s): output SQNR %s dB", static_cast<long long>(r.errors.samples), db_text(r.errors.output_sqnr_db()).c_str());
-    if (!r.fell_back.empty()) std::printf(" (%s dB before fallback)", db_text(r.initial_sqnr_db).c_str());
+    if (!r.fell_back.empty() || !steps.empty()) std::printf(" (%s dB plain)", db_text(r.initial_sqnr_db).c_str());
     std::printf("\n");
+    if (!steps.empty()) {
+      const bool metric = !std::isnan(recover_float_metric);
+      std::printf("recovery steps (each kept only if the output SQNR rises):\n  %-26s %9s %8s %8s  %-5s %s\n", "step", "SQNR dB",
+                  metric ? "top-1 %" : "", "seconds", "kept", "what it did");
+      if (metric) std::printf("  %-26s %9s %8.2f %8s\n", "float", "", 100 * recover_float_metric, "");
+      for (const auto& s : steps) {
+        char m[32] = "";
+        if (metric && !std::isnan(s.metric)) std::snprintf(m, sizeof m, "%.2f", 100 * s.metric);
+        std::printf("  %-26s %9s %8s %8.2f  %-5s %s\n", s.name.c_str(), s.ran ? db_text(s.sqnr_db).c_str() : "-", m, s.seconds,
+                    !s.ran ? "-" : (s.kept ? "yes" : "no"), s.detail.c_str());
+      }
+      std::printf("result: %s dB vs %s dB plain%s\n", db_text(r.errors.output_sqnr_db()).c_str(), db_text(r.initial_sqnr_db).c_str(),
+                  r.errors.output_sqnr_db() > r.initial_sqnr_db ? "" : " (plain kept: no step helped)");
+    }
     if (!r.fell_back.empty()) {
-      std::printf("kept in float (most sensitive first):\n");
+      std::printf("kept in float or given 16-bit inputs (most sensitive first):\n");
       for (std::size_t i = 0; i < r.fell_back.size(); ++i)
-        std::printf("  %-40s output SQNR then %s dB\n", r.fell_back[i].c_str(), db_text(r.sqnr_after[i]).c_str());
+        std::printf("  %-40s %-6s output SQNR then %s dB\n", r.fell_back[i].c_str(),
+                    i < r.precision.size() ? r.precision[i].c_str() : "float", db_text(r.sqnr_after[i]).c_str());
     }
     if (!std::isnan(a.target_sqnr) && !r.target_met)
       std::printf("warning: target %.2f dB not met with %zu layer(s) in float\n", a.target_sqnr, r.fell_back.size());
@@ -330,14 +444,36 @@ void run_quantize(const quantize_args& a) {
     if (!std::isnan(a.target_sqnr)) fb["target_sqnr_db"] = a.target_sqnr;
     nlohmann::json kept = nlohmann::json::array();
     for (std::size_t i = 0; i < r.fell_back.size(); ++i)
-      kept.push_back({{"node", r.fell_back[i]}, {"output_sqnr_db_after", json_number(r.sqnr_after[i])}});
+      kept.push_back({{"node", r.fell_back[i]}, {"precision", i < r.precision.size() ? r.precision[i] : "float"},
+                      {"output_sqnr_db_after", json_number(r.sqnr_after[i])}});
     fb["kept_in_float"] = kept;
     nlohmann::json sens = nlohmann::json::array();
     for (const auto& s : r.sensitivity)
       sens.push_back({{"node", s.node}, {"op_type", s.op_type}, {"output_sqnr_db_alone_in_float", json_number(s.sqnr_db)}});
     fb["sensitivity"] = sens;
     j["fallback"] = fb;
+    j["fallback"]["int16_tensors"] = r.int16_tensors;
     if (!std::isnan(acc_float)) j["top1"] = {{"float", acc_float}, {"quantized", acc_quant}};
+    if (!steps.empty()) {
+      nlohmann::json st = nlohmann::json::array();
+      for (const auto& s : steps) {
+        nlohmann::json x{{"step", s.name}, {"detail", s.detail}, {"ran", s.ran}, {"kept", s.kept}, {"seconds", s.seconds}};
+        if (s.ran) x["output_sqnr_db"] = json_number(s.sqnr_db);
+        if (!std::isnan(s.metric)) x["metric"] = s.metric;
+        st.push_back(x);
+      }
+      j["recover"] = {{"steps", st}, {"plain_output_sqnr_db", json_number(r.initial_sqnr_db)}};
+    }
+    if (!selection.choices.empty()) {
+      nlohmann::json ch = nlohmann::json::array();
+      for (const auto& c : selection.choices) {
+        nlohmann::json by = nlohmann::json::object();
+        for (const auto& [m, db] : c.sqnr_db) by[m] = json_number(db);
+        ch.push_back({{"tensor", c.tensor}, {"mse_choice", c.mse_method}, {"choice", c.method}, {"output_sqnr_db", by}});
+      }
+      j["select_output"] = {{"before_db", json_number(selection.sqnr_before_db)}, {"after_db", json_number(selection.sqnr_after_db)},
+                            {"choices", ch}};
+    }
     write_text(a.report, j.dump(2) + "\n");
   }
 }
@@ -364,7 +500,8 @@ void add_quantize_command(CLI::App& app) {
   cmd->add_flag("--float-bias", a.no_bias, "keep biases in float (no int32 bias DequantizeLinear)");
   cmd->add_flag("--cle", a.cle, "cross-layer equalization of Conv/Gemm pairs before quantizing (helps per-tensor weights most)");
   cmd->add_flag("--bias-correction", a.bias_correction, "correct each quantized Conv/Gemm's bias so its output means match the float model's");
-  cmd->add_option("--smooth-quant", a.smooth_quant, "SmoothQuant with this alpha (e.g. 0.5) for MatMul/Gemm activations with outlier channels");
+  cmd->add_option("--smooth-quant", a.smooth_quant,
+                  "SmoothQuant for MatMul/Gemm activations with outlier channels: an alpha (e.g. 0.5), or auto (alpha searched per layer)");
   cmd->add_flag("--no-preprocess", a.no_preprocess, "skip the clean-up passes (constants, BatchNorm folding, ...)");
   cmd->add_option("--exclude", a.exclude, "node names to keep in float");
   cmd->add_option("--exclude-tensor", a.exclude_tensors, "tensor names never to quantize");
@@ -378,7 +515,17 @@ void add_quantize_command(CLI::App& app) {
   cmd->add_option("--report-samples", a.report_samples, "samples for the error report and fallback")->capture_default_str();
   cmd->add_option("--show", a.show, "tensors listed in the summary (worst SQNR first)")->capture_default_str();
   cmd->add_option("--target-sqnr", a.target_sqnr, "keep the most sensitive layers in float until the output SQNR reaches this (dB)");
-  cmd->add_option("--max-fallback", a.max_fallback, "at most this many layers in float");
+  cmd->add_option("--max-fallback", a.max_fallback, "at most this many layers widened (int16 inputs or float)");
+  cmd->add_flag("--adaround", a.adaround, "AdaRound: learn each weight's rounding (up or down) from the layer outputs on the calibration data");
+  cmd->add_option("--adaround-iterations", a.adaround_iterations, "AdaRound iterations per layer")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_flag("--int16", a.int16, "mixed precision: try 16-bit activations (opset 21) for a sensitive layer before float");
+  cmd->add_option("--max-float", a.max_float, "mixed precision: at most this many layers in float (then only int16)");
+  cmd->add_option("--recover", a.recover,
+                  "auto: try CLE, MSE weight ranges, bias correction, [AdaRound], mixed precision; keep each only if the output SQNR rises")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "none"}));
+  cmd->add_option("--select", a.select,
+                  "with --method auto: choose each activation's range by its own quantization error (mse) or by the model output SQNR (output)")
+      ->capture_default_str()->check(CLI::IsMember({"mse", "output"}));
   cmd->add_option("--eval-data", a.eval_data, "[NAME=]PATH like --data (npy, npz, directory, list, raw, images): samples for the report and accuracy (default: the calibration data)");
   cmd->add_option("--labels", a.labels, "FILE.npy: integer labels of the --eval-data samples; prints top-1 of both models")->check(CLI::ExistingFile);
   cmd->add_option("--batch,-b", a.batch, "calibration samples per run")->capture_default_str()->check(CLI::PositiveNumber);

@@ -49,6 +49,10 @@ def refuse(quench, args, out, needle, what):
         sys.exit(f"{what}: expected a refusal mentioning '{needle}' and no output, got {r.returncode}: {r.stdout}{r.stderr}")
 
 
+def bad_out(work):
+    return work / "refused.onnx"
+
+
 def main():
     quench, node, compare, models, work = sys.argv[1], sys.argv[2], sys.argv[3], Path(sys.argv[4]), Path(sys.argv[5])
     run_npy = Path(compare).with_name("run_npy.js")
@@ -97,6 +101,45 @@ def main():
     if kept[-1]["output_sqnr_db_after"] < j["fallback"]["initial_output_sqnr_db"]:
         sys.exit("fallback made the output worse")
     print(r.stdout.strip())
+
+    # Mixed precision: 16-bit inputs only (no float budget); opset 21 QDQ that ONNX Runtime runs.
+    r = must(run([quench, "quantize", src, "-o", work / "digits_i16.onnx", "--per-tensor", "--int16", "--max-float", "0",
+                  "--target-sqnr", "200", "--max-fallback", "2", "--report", work / "i16.json"] + common), "int16 fallback")
+    j = json.loads((work / "i16.json").read_text())
+    kept = j["fallback"]["kept_in_float"]
+    if not kept or any(k["precision"] != "int16" for k in kept) or not j["fallback"]["int16_tensors"]:
+        sys.exit(f"--int16 --max-float 0: expected only int16 choices: {r.stdout}")
+    m16 = onnx.load(str(work / "digits_i16.onnx"))
+    opset = max(o.version for o in m16.opset_import if o.domain in ("", "ai.onnx"))
+    zp16 = [i.name for i in m16.graph.initializer if i.data_type == onnx.TensorProto.UINT16]
+    if opset != 21 or not zp16:
+        sys.exit(f"--int16: expected opset 21 with uint16 zero points, found opset {opset}, {len(zp16)} uint16 initializers")
+    if ort_top1(node, run_npy, work / "digits_i16.onnx", work, "i16") < fp32 - 0.01:
+        sys.exit("--int16 model lost accuracy in ONNX Runtime")
+    print(r.stdout.strip())
+    # --recover auto: a step table, never worse than plain; the model runs in ONNX Runtime.
+    r = must(run([quench, "quantize", src, "-o", work / "digits_auto.onnx", "--per-tensor", "--recover", "auto",
+                  "--report", work / "auto.json"] + common), "recover auto")
+    j = json.loads((work / "auto.json").read_text())
+    steps = [s["step"] for s in j["recover"]["steps"]]
+    if steps[0] != "plain" or "bias correction" not in steps or "recovery steps" not in r.stdout:
+        sys.exit(f"--recover auto: unexpected steps {steps}: {r.stdout}")
+    final = float(re.search(r"output SQNR ([-\d.]+) dB", r.stdout).group(1))
+    if final < j["recover"]["plain_output_sqnr_db"] - 1e-9:
+        sys.exit(f"--recover auto made the output worse: {r.stdout}")
+    if ort_top1(node, run_npy, work / "digits_auto.onnx", work, "auto") < fp32 - 0.01:
+        sys.exit("--recover auto model lost accuracy in ONNX Runtime")
+    print(r.stdout.strip())
+    # --select output: per-tensor choices by the output, reported with every candidate's SQNR.
+    r = must(run([quench, "quantize", src, "-o", work / "digits_sel.onnx", "--select", "output", "--report", work / "sel.json"] + common),
+             "select output")
+    j = json.loads((work / "sel.json").read_text())
+    sel = j["select_output"]
+    if not sel["choices"] or sel["after_db"] < sel["before_db"] or any(len(c["output_sqnr_db"]) < 2 for c in sel["choices"]):
+        sys.exit(f"--select output: incomplete report: {sel}")
+    print(r.stdout.strip().splitlines()[0])
+    refuse(quench, [src, "--select", "output", "--method", "entropy", "--data", f"input={DIGITS / 'digits_calib.npy'}"], bad_out(work),
+           "--select output", "--select output with a fixed method")
 
     # Weight-only on the torch networks.
     for name in ["mobilenet_op13", "transformer_op13"]:

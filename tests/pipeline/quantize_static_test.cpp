@@ -348,3 +348,44 @@ TEST_CASE("mixed precision: int16 activations tried before float; the float budg
   CHECK(mixed.errors.output_sqnr_db() >= mixed.initial_sqnr_db);
   for (const auto& p : mixed.precision) CHECK((p == "int16" || p == "float"));
 }
+
+TEST_CASE("quantize_static adaround: every weight optimized with weight_qparams' scales, its integers written as they are") {
+  auto m = quench_test::residual_cnn();
+  auto data = quench_test::residual_cnn_data(16);
+  quantize_options o;
+  o.adaround = true;
+  o.adaround_options.iterations = 300;
+  const auto r = quantize_static(m, data, o);
+  REQUIRE(r.adaround.layers.size() == 3);
+  REQUIRE(r.adaround_params.size() == 3);
+  for (const char* w : {"W1", "W2", "W3"}) {
+    REQUIRE(r.adaround.values.count(w));
+    const quench::tensor& want = *r.adaround.values.at(w);
+    const quench::tensor& got = init(m, std::string(w) + "_quantized");
+    REQUIRE(got.size() == want.size());
+    for (std::size_t i = 0; i < got.size(); ++i) CHECK(got.view<std::int8_t>()[i] == want.view<std::int8_t>()[i]);
+    const auto& p = r.adaround_params.at(w);
+    for (std::size_t c = 0; c < p.scales.size(); ++c) CHECK(init(m, std::string(w) + "_scale").view<float>()[c] == p.scales[c]);
+  }
+  bool meta = false;
+  for (const auto& [k, v] : m.metadata_props) meta = meta || (k == "quench.quantize" && v.find("adaround=1") != std::string::npos);
+  CHECK(meta);
+}
+
+TEST_CASE("quantize_static W4A8: per-channel int4 weights at opset 21 (upgraded), values in [-8, 7], output still close") {
+  const auto ref = quench_test::residual_cnn();
+  auto m = quench_test::residual_cnn();
+  auto data = quench_test::residual_cnn_data(16);
+  quantize_options o;
+  o.profile.weight_type = dtype::int4;
+  const auto r = quantize_static(m, data, o);
+  CHECK(r.opset_before == 13);
+  CHECK(m.opset() == 21);
+  const quench::tensor& w = init(m, "W2_quantized");
+  CHECK(w.dtype() == dtype::int4);
+  CHECK(init(m, "W2_scale").size() == 4);  // per output channel
+  auto eval = quench_test::residual_cnn_data(8, 99);
+  const double sqnr = output_sqnr(ref, m, eval);
+  MESSAGE("W4A8 per channel: " << sqnr << " dB");
+  CHECK(sqnr > 10);
+}

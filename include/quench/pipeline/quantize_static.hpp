@@ -47,6 +47,7 @@
 #include "quench/pipeline/range_selection.hpp"
 #include "quench/pipeline/weight_qparams.hpp"
 #include "quench/quant/choose_qparams.hpp"
+#include "quench/recover/adaround.hpp"
 #include "quench/recover/cross_layer_equalization.hpp"
 #include "quench/recover/smooth_quant.hpp"
 #include "quench/runtime/executor.hpp"
@@ -78,7 +79,15 @@ struct quantize_options {
   /// SmoothQuant's migration strength for MatMul/Gemm activations with outlier channels
   /// (recover/smooth_quant.hpp); NaN: off.
   double smooth_quant_alpha = std::numeric_limits<double>::quiet_NaN();
+  /// SmoothQuant with alpha chosen per activation from a grid by its consumers' quantized output
+  /// error (recover::choose_alphas); on even when smooth_quant_alpha is NaN.
+  bool smooth_quant_search = false;
   bias_correction_options bias_correction;
+  /// AdaRound (recover/adaround.hpp): every planned weight not in `weight_params` rounded up or down
+  /// to reconstruct its layer's output on the calibration samples, with the scales weight_qparams
+  /// chooses. Costs minutes on a mobile CNN at the default 10000 iterations per layer.
+  bool adaround = false;
+  recover::adaround_options adaround_options;
   /// Run passes::standard_passes first (models exported with weights in Constant nodes or with
   /// BatchNormalization need it; a model already prepared is left as it is).
   bool preprocess = true;
@@ -122,6 +131,10 @@ struct quantize_report {
   recover::equalize_report equalization;  ///< empty unless quantize_options::equalize
   bias_correction_report bias_correction;  ///< empty unless quantize_options::correct_bias
   recover::smooth_quant_report smoothing;  ///< empty unless quantize_options::smooth_quant_alpha
+  /// With quantize_options::adaround: each layer's result, and the qparams and integer values used
+  /// (pass them as weight_params / weight_values to rebuild without optimizing again).
+  recover::adaround_result adaround;
+  std::map<std::string, qparams> adaround_params;
   qdq_plan plan;
   qdq_insert_report inserted;
   std::vector<quantized_tensor> tensors;
@@ -176,6 +189,9 @@ inline std::string settings_text(const quantize_options& o, const std::string& m
   if (o.equalize) s += ";cle=1";
   if (o.correct_bias) s += ";bias_correction=1";
   if (!std::isnan(o.smooth_quant_alpha)) s += ";smooth_quant_alpha=" + calib::detail::number_text(o.smooth_quant_alpha);
+  if (o.smooth_quant_search) s += ";smooth_quant_search=1";
+  if (o.adaround) s += ";adaround=1;adaround_iterations=" + std::to_string(o.adaround_options.iterations);
+  if (!o.weight_params.empty()) s += ";given_weights=" + std::to_string(o.weight_params.size());
   if (p.block_size) s += ";block_size=" + std::to_string(p.block_size);
   auto list = [&](const char* key, const std::set<std::string>& v) {
     if (v.empty()) return;
@@ -237,10 +253,10 @@ inline quantize_report quantize_static(model& m, data::sample_source& source, co
   if (profile.placement != qdq_placement::weights) detail::check_activation_type(profile.activation_type, opset, "activations");
   for (const auto& [t, d] : opt.type_overrides) detail::check_activation_type(d, opset, tensor_context(t));
   if (profile.weight_type != dtype::int8 && profile.weight_type != dtype::uint8 && !is_float8(profile.weight_type) &&
-      !(is_sub_byte(profile.weight_type) && profile.block_size > 0 && opset >= 21) &&
+      !(is_sub_byte(profile.weight_type) && opset >= 21) &&  // per tensor, per channel (W4A8) or blocked
       !((profile.weight_type == dtype::int16 || profile.weight_type == dtype::uint16) && opset >= 21))
     throw_error(errc::unsupported_dtype, "weights",
-                to_string(profile.weight_type) + " weights need " + (is_sub_byte(profile.weight_type) ? "blocks and opset 21" : "opset 21") +
+                to_string(profile.weight_type) + " weights need " + std::string("opset 21") +
                     " (the model imports " + std::to_string(opset) + ")");
   if (profile.block_size > 0 && opset < 21)
     throw_error(errc::invalid_model, "weights", "blocked DequantizeLinear needs opset 21, the model imports " + std::to_string(opset));
@@ -252,12 +268,22 @@ inline quantize_report quantize_static(model& m, data::sample_source& source, co
   g.topological_sort();
   const bool weights_only = profile.placement == qdq_placement::weights;
   if (opt.equalize) report.equalization = recover::equalize(m);
-  if (!std::isnan(opt.smooth_quant_alpha) && !weights_only) {
+  if ((!std::isnan(opt.smooth_quant_alpha) || opt.smooth_quant_search) && !weights_only) {
     recover::smooth_quant_options so;
-    so.alpha = opt.smooth_quant_alpha;
+    if (!std::isnan(opt.smooth_quant_alpha)) so.alpha = opt.smooth_quant_alpha;
     so.executor = opt.calibration.executor;
-    const auto stats = recover::activation_channel_absmax(m, source, recover::smooth_quant_targets(m), so);
+    const auto targets = recover::smooth_quant_targets(m);
+    std::vector<recover::alpha_choice> search;
+    if (opt.smooth_quant_search) {
+      recover::alpha_search_options as;
+      as.per_channel_weights = profile.per_channel;
+      as.symmetric_activations = profile.activation_symmetric;
+      search = recover::choose_alphas(m, source, targets, so, as);
+      for (const auto& c : search) so.alphas[c.tensor] = c.alpha;
+    }
+    const auto stats = recover::activation_channel_absmax(m, source, targets, so);
     report.smoothing = recover::smooth_quant(m, stats, so);
+    report.smoothing.search = std::move(search);
   }
 
   const auto floats = weights_only ? std::unordered_set<std::string>{} : detail::float_activations(m, source, opt.calibration.executor);
@@ -398,6 +424,33 @@ inline quantize_report quantize_static(model& m, data::sample_source& source, co
   wo.block_size = profile.block_size;
   wo.fixed_params = opt.weight_params;
   wo.fixed_values = opt.weight_values;
+  if (opt.adaround) {
+    if (profile.block_size > 0) throw_error(errc::invalid_argument, "AdaRound", "blocked weights are not supported; use per-channel weights");
+    if (source.size() < 1) throw_error(errc::invalid_argument, "AdaRound", "needs calibration samples");
+    std::unordered_map<std::string, const node*> by_name;
+    for (const node* n : g.nodes()) by_name.emplace(n->name(), n);
+    std::vector<recover::adaround_target> targets;
+    for (const planned_weight& pw : plan.weights) {
+      const value* w = by_name.at(pw.node)->input(pw.input);
+      if (wo.fixed_params.count(w->name()) || report.adaround_params.count(w->name())) continue;
+      weight_qparams_options o;
+      o.type = wo.type;
+      o.symmetric = wo.symmetric;
+      o.method = wo.method;
+      o.axis = pw.axis;
+      recover::adaround_target t;
+      t.node = pw.node;
+      t.input = pw.input;
+      t.params = weight_qparams(*w->initializer(), o);
+      report.adaround_params[w->name()] = t.params;
+      targets.push_back(std::move(t));
+    }
+    recover::adaround_options ao = opt.adaround_options;
+    ao.executor = opt.calibration.executor;
+    report.adaround = recover::adaround(m, source, targets, ao);
+    for (const auto& [name, p] : report.adaround_params) wo.fixed_params[name] = p;
+    for (const auto& [name, v] : report.adaround.values) wo.fixed_values[name] = v;
+  }
   // Bias correction measures the float layers' output means now, before the model changes.
   std::map<std::string, std::vector<double>> float_means;
   if (opt.correct_bias && !weights_only) {

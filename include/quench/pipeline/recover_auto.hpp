@@ -12,6 +12,8 @@
 // Steps (each from the float model, with the best configuration so far plus the step):
 //   plain                 `opt` as given; the opset upgrade and BatchNorm folding happen here
 //   cross-layer eq.       Conv/Gemm pairs equalized (recover/cross_layer_equalization.hpp)
+//   SmoothQuant           outlier activation channels moved into MatMul/Gemm weights, alpha
+//                         searched per layer (recover/smooth_quant.hpp); transformers
 //   MSE weight ranges     per-channel (or per-tensor) clipping by squared error (weight_qparams.hpp)
 //   bias correction       quantized layers' output means matched to the float model's
 //   AdaRound              weights rounded up or down to reconstruct each layer's output (opt-in)
@@ -37,13 +39,12 @@ namespace quench::pipeline {
 
 struct recover_options {
   bool equalize = true;
+  bool smooth_quant = true;  ///< SmoothQuant with the per-layer alpha search, where the model has targets
   bool mse_weights = true;
   bool correct_bias = true;
-  /// AdaRound (costly: minutes on a mobile CNN); set `adaround_weights` to provide it.
+  /// AdaRound (costly: minutes on a mobile CNN at the default iterations).
   bool adaround = false;
-  /// Given the model after the earlier steps' passes and the options so far, fills
-  /// `weight_params`/`weight_values` (see recover/adaround.hpp); empty: the step is skipped.
-  std::function<void(const model& float_model, quantize_options& o)> adaround_weights;
+  recover::adaround_options adaround_options;
   /// Mixed precision (target_sqnr_db / max_fallback / try_int16 / max_float); nothing happens
   /// unless a target or a budget is set.
   fallback_options fallback = [] {
@@ -170,6 +171,22 @@ inline recover_result quantize_recover_auto(const std::function<model()>& load_f
                                             : std::to_string(rep.equalization.pairs.size()) + " layer pairs";
     });
   }
+  if (ro.smooth_quant && std::isnan(opt.smooth_quant_alpha) && !opt.smooth_quant_search && !weights_only) {
+    model probe = load_float();
+    if (recover::smooth_quant_targets(probe).empty()) {
+      skipped("SmoothQuant", "no MatMul/Gemm activation it can smooth");
+    } else {
+      quantize_options o = best_opt;
+      o.smooth_quant_search = true;
+      // Smoothed activations have other ranges: calibrated again.
+      try_step("SmoothQuant", std::move(o), false, [](const quantize_report& rep) {
+        if (rep.smoothing.activations.empty()) return std::string("no activation with outlier channels");
+        std::string d = std::to_string(rep.smoothing.activations.size()) + " activations, alpha";
+        for (const auto& c : rep.smoothing.search) d += " " + calib::detail::number_text(c.alpha);
+        return d;
+      });
+    }
+  }
   if (ro.mse_weights && opt.weights != weight_method::mse) {
     quantize_options o = best_opt;
     o.weights = weight_method::mse;
@@ -186,14 +203,20 @@ inline recover_result quantize_recover_auto(const std::function<model()>& load_f
     });
   }
   if (ro.adaround) {
-    if (!ro.adaround_weights) {
-      skipped("AdaRound", "not available in this build");
-    } else {
-      quantize_options o = best_opt;
-      const model f = load_float();
-      ro.adaround_weights(f, o);
-      const std::size_t n = o.weight_values.size();
-      try_step("AdaRound", std::move(o), true, [n](const quantize_report&) { return std::to_string(n) + " weights rounded adaptively"; });
+    quantize_options o = best_opt;
+    o.adaround = true;
+    o.adaround_options = ro.adaround_options;
+    try_step("AdaRound", std::move(o), true, [](const quantize_report& rep) {
+      std::size_t flipped = 0, elements = 0;
+      for (const auto& l : rep.adaround.layers) flipped += l.flipped, elements += l.elements;
+      return std::to_string(rep.adaround.layers.size()) + " layers, " + std::to_string(flipped) + " of " + std::to_string(elements) +
+             " weights rounded the other way";
+    });
+    if (r.steps.back().kept) {
+      // Later trials (mixed precision) reuse the learned rounding instead of learning it again.
+      best_opt.adaround = false;
+      best_opt.weight_params.insert(best.rep.adaround_params.begin(), best.rep.adaround_params.end());
+      best_opt.weight_values.insert(best.rep.adaround.values.begin(), best.rep.adaround.values.end());
     }
   }
   r.options = best_opt;

@@ -39,6 +39,24 @@ struct smooth_quant_options {
   std::int64_t samples = 64;
   std::int64_t batch_size = 8;
   runtime::executor_options executor;
+  /// Per-activation alpha (choose_alphas' result); tensors not in it take `alpha`.
+  std::map<std::string, double> alphas;
+};
+
+/// The per-layer search over alpha (choose_alphas): each candidate is scored by the error of the
+/// consumers' outputs when X / s and W s are quantized as the deployment will quantize them.
+struct alpha_search_options {
+  std::vector<double> grid{0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0};
+  std::int64_t rows = 512;          ///< activation rows (tokens) kept per tensor for the score
+  bool per_channel_weights = true;  ///< weights quantized per output column (else per tensor)
+  bool symmetric_activations = false;  ///< int8 symmetric (TensorRT) instead of uint8 asymmetric
+};
+
+/// One tensor's search: the error of each alpha, relative to the consumers' output energy.
+struct alpha_choice {
+  std::string tensor;
+  double alpha = 0.5;
+  std::vector<std::pair<double, double>> relative_error;  ///< (alpha, ||Y_q - Y||^2 / ||Y||^2)
 };
 
 struct smoothed_activation {
@@ -50,6 +68,7 @@ struct smoothed_activation {
 
 struct smooth_quant_report {
   std::vector<smoothed_activation> activations;
+  std::vector<alpha_choice> search;  ///< the per-layer alpha search, when it ran
 };
 
 namespace detail {
@@ -96,7 +115,146 @@ inline tensor* private_const_vector(value* v, std::int64_t k) {
   return t;
 }
 
+/// max |W_j| over all consumers, per activation channel j.
+inline std::vector<double> weight_channel_absmax(const std::vector<linear_consumer>& lc, std::int64_t k) {
+  std::vector<double> wmax(static_cast<std::size_t>(k), 0.0);
+  for (const auto& c : lc) {
+    const float* w = c.w->view<float>().data();
+    const std::int64_t rows = c.w->shape()[0], cols = c.w->shape()[1];
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t q = 0; q < cols; ++q) {
+        const std::size_t j = static_cast<std::size_t>(c.k_axis == 0 ? r : q);
+        wmax[j] = std::max(wmax[j], static_cast<double>(std::fabs(w[r * cols + q])));
+      }
+  }
+  return wmax;
+}
+
+inline std::vector<double> smoothing_scales(const std::vector<double>& xmax, const std::vector<double>& wmax, double alpha) {
+  std::vector<double> s(xmax.size(), 1.0);
+  for (std::size_t j = 0; j < s.size(); ++j)
+    if (xmax[j] > 0 && wmax[j] > 0) s[j] = std::clamp(std::pow(xmax[j], alpha) / std::pow(wmax[j], 1 - alpha), 1e-5, 1e5);
+  return s;
+}
+
+/// Round to nearest even on the grid of step `scale` with zero point `zp`, clamped to [lo, hi].
+inline double fake_quant(double v, double scale, double zp, double lo, double hi) {
+  return (std::clamp(std::nearbyint(v / scale) + zp, lo, hi) - zp) * scale;
+}
+
+/// ||Q(X / s) Q(W s) - X W||^2 / ||X W||^2 over the kept rows of X ([rows, k]) for every consumer.
+inline double smoothed_output_error(const std::vector<float>& x, std::int64_t k, const std::vector<linear_consumer>& lc,
+                                    const std::vector<double>& s, const alpha_search_options& so) {
+  const std::size_t rows = x.size() / static_cast<std::size_t>(k), K = static_cast<std::size_t>(k);
+  // The activation as the deployment quantizes it: one scale over the tensor.
+  std::vector<double> xs(x.size());
+  double lo = 0, hi = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    xs[i] = x[i] / s[i % K];
+    lo = std::min(lo, xs[i]);
+    hi = std::max(hi, xs[i]);
+  }
+  double scale, zp, qlo, qhi;
+  if (so.symmetric_activations) {
+    scale = std::max(-lo, hi) / 127.0, zp = 0, qlo = -128, qhi = 127;
+  } else {
+    scale = (hi - lo) / 255.0, zp = std::nearbyint(-lo / (scale > 0 ? scale : 1)), qlo = 0, qhi = 255;
+  }
+  if (scale > 0)
+    for (double& v : xs) v = fake_quant(v, scale, zp, qlo, qhi);
+  double err = 0, energy = 0;
+  for (const auto& c : lc) {
+    const float* w = c.w->view<float>().data();
+    const std::size_t n = static_cast<std::size_t>(c.w->shape()[c.k_axis == 0 ? 1 : 0]);
+    auto W = [&](std::size_t j, std::size_t q) { return static_cast<double>(c.k_axis == 0 ? w[j * n + q] : w[q * K + j]); };
+    // W s quantized int8 symmetric per output column (or per tensor).
+    std::vector<double> wq(K * n);
+    std::vector<double> colmax(n, 0.0);
+    double all = 0;
+    for (std::size_t j = 0; j < K; ++j)
+      for (std::size_t q = 0; q < n; ++q) {
+        const double v = W(j, q) * s[j];
+        wq[j * n + q] = v;
+        colmax[q] = std::max(colmax[q], std::fabs(v));
+        all = std::max(all, std::fabs(v));
+      }
+    for (std::size_t j = 0; j < K; ++j)
+      for (std::size_t q = 0; q < n; ++q) {
+        const double m = so.per_channel_weights ? colmax[q] : all;
+        if (m > 0) wq[j * n + q] = fake_quant(wq[j * n + q], m / 127.0, 0, -127, 127);
+      }
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t q = 0; q < n; ++q) {
+        double y = 0, yq = 0;
+        for (std::size_t j = 0; j < K; ++j) {
+          y += static_cast<double>(x[r * K + j]) * W(j, q);
+          yq += xs[r * K + j] * wq[j * n + q];
+        }
+        err += (yq - y) * (yq - y);
+        energy += y * y;
+      }
+  }
+  return energy > 0 ? err / energy : err;
+}
+
 }  // namespace detail
+
+/// Chooses alpha per activation of `names` (smooth_quant_targets) from `grid` by the quantized
+/// output error of its consumers on the first activation rows of the data; the result goes into
+/// smooth_quant_options::alphas. Tensors without outlier channels are not searched.
+inline std::vector<alpha_choice> choose_alphas(model& m, data::sample_source& source, const std::vector<std::string>& names,
+                                               const smooth_quant_options& o = {}, const alpha_search_options& so = {}) {
+  if (so.grid.empty()) throw_error(errc::invalid_argument, "SmoothQuant alpha search", "needs at least one alpha");
+  for (double a : so.grid)
+    if (!(a >= 0 && a <= 1)) throw_error(errc::invalid_argument, "SmoothQuant alpha search", "alphas must be in [0, 1]");
+  std::map<std::string, std::vector<double>> absmax;
+  std::map<std::string, std::vector<float>> rows;
+  std::map<std::string, std::int64_t> width;
+  for (const auto& n : names) absmax[n], rows[n];
+  observe_samples(m, source, o.samples, o.batch_size, o.executor, [&](const std::string& name, const tensor& t) {
+    auto it = absmax.find(name);
+    if (it == absmax.end() || t.dtype() != dtype::float32 || t.rank() < 1) return;
+    const std::int64_t k = t.shape()[t.rank() - 1];
+    auto& a = it->second;
+    if (a.empty()) {
+      a.assign(static_cast<std::size_t>(k), 0.0);
+      width[name] = k;
+    }
+    if (width[name] != k || k == 0) return;
+    const float* x = t.view<float>().data();
+    for (std::size_t i = 0; i < t.size(); ++i)
+      if (std::fabs(x[i]) > a[i % a.size()]) a[i % a.size()] = std::fabs(x[i]);
+    auto& r = rows[name];
+    const std::size_t want = static_cast<std::size_t>(so.rows * k);
+    const std::size_t take = std::min(want - std::min(want, r.size()), t.size());
+    r.insert(r.end(), x, x + take);
+  });
+  graph& g = m.main_graph();  // not changed: linear_consumers hands out mutable weights
+  std::vector<alpha_choice> out;
+  std::vector<detail::linear_consumer> lc;
+  for (const auto& name : names) {
+    value* x = g.find_value(name);
+    const auto& xmax = absmax[name];
+    const auto& xr = rows[name];
+    if (!x || xmax.empty() || xr.empty() || !detail::linear_consumers(*x, lc)) continue;
+    const std::int64_t k = static_cast<std::int64_t>(xmax.size());
+    if (lc[0].w->shape()[lc[0].k_axis] != k) continue;
+    std::vector<double> sorted = xmax;
+    std::sort(sorted.begin(), sorted.end());
+    if (!(sorted.back() >= o.min_outlier_ratio * sorted[sorted.size() / 2]) || sorted[sorted.size() / 2] <= 0) continue;
+    const std::vector<double> wmax = detail::weight_channel_absmax(lc, k);
+    alpha_choice c;
+    c.tensor = name;
+    double best = HUGE_VAL;
+    for (double a : so.grid) {
+      const double e = detail::smoothed_output_error(xr, k, lc, detail::smoothing_scales(xmax, wmax, a), so);
+      c.relative_error.emplace_back(a, e);
+      if (e < best) best = e, c.alpha = a;
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
 
 /// The activations smooth_quant can act on (their consumers are all eligible MatMul/Gemm).
 inline std::vector<std::string> smooth_quant_targets(model& m) {
@@ -150,20 +308,9 @@ inline smooth_quant_report smooth_quant(model& m, const std::map<std::string, st
       const double median = sorted[sorted.size() / 2];
       if (!(sorted.back() >= o.min_outlier_ratio * median) || median <= 0) continue;
     }
-    std::vector<double> wmax(static_cast<std::size_t>(k), 0.0);
-    for (const auto& c : lc) {
-      const float* w = c.w->view<float>().data();
-      const std::int64_t rows = c.w->shape()[0], cols = c.w->shape()[1];
-      for (std::int64_t r = 0; r < rows; ++r)
-        for (std::int64_t q = 0; q < cols; ++q) {
-          const std::size_t j = static_cast<std::size_t>(c.k_axis == 0 ? r : q);
-          wmax[j] = std::max(wmax[j], static_cast<double>(std::fabs(w[r * cols + q])));
-        }
-    }
-    std::vector<double> s(static_cast<std::size_t>(k), 1.0);
-    for (std::size_t j = 0; j < s.size(); ++j)
-      if (xmax[j] > 0 && wmax[j] > 0)
-        s[j] = std::clamp(std::pow(xmax[j], o.alpha) / std::pow(wmax[j], 1 - o.alpha), 1e-5, 1e5);
+    const std::vector<double> wmax = detail::weight_channel_absmax(lc, k);
+    const auto a = o.alphas.find(name);
+    const std::vector<double> s = detail::smoothing_scales(xmax, wmax, a != o.alphas.end() ? a->second : o.alpha);
     smoothed_activation rec;
     rec.tensor = name;
     auto spread = [](const std::vector<double>& v) {

@@ -345,7 +345,7 @@ inline json_value parse_json(std::string_view text, std::string what) {
 inline std::string json_quote(std::string_view s, bool ascii_only = false) {
   std::string out = "\"";
   auto u_escape = [&out](unsigned v) {
-    char buf[8];
+    char buf[16];  // "\\u" + 4 hex digits; room for any unsigned the compiler cannot rule out
     std::snprintf(buf, sizeof buf, "\\u%04x", v);
     out += buf;
   };
