@@ -25,14 +25,15 @@ def main():
         if f.is_file():
             f.unlink()
     data = work / "many.npy"
-    np.save(data, np.random.default_rng(0).standard_normal((400, 3, 32, 32)).astype(np.float32))
-    # Samples per second on this machine, to send the signal in the middle of the run.
+    # Long enough to be mid-run after start-up on any machine (about 5 s at 800 samples/s).
+    np.save(data, np.random.default_rng(0).standard_normal((4000, 3, 32, 32)).astype(np.float32))
+    # Start-up time (load, probe run, first batch): the signal goes this long plus a margin after launch.
     small = work / "small.npy"
-    np.save(small, np.random.default_rng(1).standard_normal((40, 3, 32, 32)).astype(np.float32))
+    np.save(small, np.random.default_rng(1).standard_normal((8, 3, 32, 32)).astype(np.float32))
     t0 = time.perf_counter()
     subprocess.run([quench, "calibrate", model, "--data", f"input={small}", "-m", "entropy", "-q", "-o", str(work / "probe.json")], check=True,
                    capture_output=True)
-    per_sample = (time.perf_counter() - t0) / 40
+    startup = time.perf_counter() - t0
     (work / "probe.json").unlink()
     commands = {
         "calibrate": [quench, "calibrate", model, "--data", f"input={data}", "-m", "entropy", "-q", "-o", str(work / "out.json")],
@@ -41,7 +42,7 @@ def main():
     for name, cmd in commands.items():
         for sig in [signal.SIGINT, signal.SIGTERM]:
             p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            time.sleep(max(0.3, min(5.0, per_sample * 100)))
+            time.sleep(min(5.0, startup + 0.3))
             if p.poll() is not None:
                 sys.exit(f"{name}: finished before the signal; give it more samples ({p.returncode})")
             p.send_signal(sig)
