@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -9,6 +10,7 @@
 #include "quench/pipeline/error_report.hpp"
 #include "quench/pipeline/quantize_weights.hpp"
 #include "quench/recover/cross_layer_equalization.hpp"
+#include "quench/runtime/executor.hpp"
 
 using quench::dtype;
 
@@ -158,4 +160,262 @@ TEST_CASE("equalize: conv -> Relu -> GlobalAveragePool -> Flatten -> Gemm is a p
   // AveragePool to 2x2: the Gemm reads 32 inputs, 4 per channel; not a channel-to-channel pair.
   auto m4 = head(4);
   CHECK(quench::recover::equalize(m4).pairs.empty());
+}
+
+namespace {
+/// Multiplies output channel i of `w` (and `b`) by f_i in 2^[-6, 6] and divides input channel i of
+/// `next` (`per_in` consecutive entries each: [O, C, 1, 1] -> 1, [C, O] -> O): the function is
+/// unchanged and the producer's ranges are far apart.
+void scale_badly(quench::tensor& w, quench::tensor& b, quench::tensor& next, std::size_t per_in,
+                 std::uint32_t seed) {
+  const std::size_t channels = static_cast<std::size_t>(w.shape()[0]), row = w.size() / channels;
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> e(-6.0, 6.0);
+  for (std::size_t i = 0; i < channels; ++i) {
+    const float f = static_cast<float>(std::exp2(e(rng)));
+    for (std::size_t k = 0; k < row; ++k) w.view<float>()[i * row + k] *= f;
+    b.view<float>()[i] *= f;
+    for (std::size_t o = 0; o < next.size() / (channels * per_in); ++o)
+      for (std::size_t k = 0; k < per_in; ++k) next.view<float>()[(o * channels + i) * per_in + k] /= f;
+  }
+}
+
+quench::tensor filled(quench::shape s, const std::string& name, float v) {
+  quench::tensor t(dtype::float32, std::move(s), name);
+  for (auto& x : t.view<float>()) x = v;
+  return t;
+}
+
+/// openWakeWord's block, as tf2onnx writes it: x [N,3,8,8] -> Conv(3->8) -> LeakyRelu(0.2) ->
+/// op(., c) -> MaxPool -> Conv(8->4, 1x1) -> op(., c) -> y, c one [1,1,1,1] initializer
+/// ('const_fold_opt__287') shared by both op nodes (Max or Min); conv1 badly scaled per channel.
+/// `const_first` puts c before the chain value in the first op; `depthwise` adds a depthwise
+/// Conv(8) -> op(., c) after it (badly scaled in turn), so two pairs share the depthwise weights.
+quench::model clamped(const char* op, float c, bool const_first = false, bool depthwise = false) {
+  quench::model m;
+  m.set_opset("", 13);
+  auto& g = m.main_graph();
+  auto& x = g.add_input("x", 1,
+                        std::vector<quench::dim>{quench::dim{{}, "N"}, quench::dim{3, {}}, quench::dim{8, {}},
+                                                 quench::dim{8, {}}});
+  quench::tensor w1 = quench_test::random_tensor({8, 3, 3, 3}, "W1", 1, 0.3f),
+                 b1 = quench_test::random_tensor({8}, "B1", 2, 0.1f);
+  quench::tensor w2 = quench_test::random_tensor({4, 8, 1, 1}, "W2", 3, 0.3f);
+  quench::tensor wd = quench_test::random_tensor({8, 1, 3, 3}, "Wd", 6, 0.3f),
+                 bd = quench_test::random_tensor({8}, "Bd", 7, 0.1f);
+  scale_badly(w1, b1, depthwise ? wd : w2, depthwise ? 9 : 1, 5);
+  if (depthwise) scale_badly(wd, bd, w2, 1, 8);
+  auto& k = g.add_initializer(filled({1, 1, 1, 1}, "const_fold_opt__287", c));
+  auto& c1 = g.add_node("Conv", {&x, &g.add_initializer(std::move(w1)), &g.add_initializer(std::move(b1))},
+                        {"c1"}, "conv1");
+  c1.set_attribute(quench::attribute::make_ints("pads", {1, 1, 1, 1}));
+  auto& r1 = g.add_node("LeakyRelu", {c1.output(0)}, {"r1"}, "leaky1");
+  r1.set_attribute(quench::attribute::make_float("alpha", 0.2f));
+  std::vector<quench::value*> in1{r1.output(0), &k};
+  if (const_first) std::swap(in1[0], in1[1]);
+  auto& f1 = g.add_node(op, in1, {"m1"}, "floor1");
+  quench::value* pool_in = f1.output(0);
+  if (depthwise) {
+    auto& d = g.add_node(
+        "Conv", {pool_in, &g.add_initializer(std::move(wd)), &g.add_initializer(std::move(bd))}, {"d"}, "dw");
+    d.set_attribute(quench::attribute::make_ints("pads", {1, 1, 1, 1}));
+    d.set_attribute(quench::attribute::make_int("group", 8));
+    pool_in = g.add_node(op, {d.output(0), &k}, {"md"}, "floor_dw").output(0);
+  }
+  auto& p = g.add_node("MaxPool", {pool_in}, {"p"}, "pool");
+  p.set_attribute(quench::attribute::make_ints("kernel_shape", {2, 2}));
+  p.set_attribute(quench::attribute::make_ints("strides", {2, 2}));
+  auto& c2 = g.add_node("Conv", {p.output(0), &g.add_initializer(std::move(w2))}, {"c2"}, "conv2");
+  auto& f2 = g.add_node(op, {c2.output(0), &k}, {"y"}, "floor2");
+  g.add_output(*f2.output(0));
+  return m;
+}
+
+quench::node& node_named(quench::model& m, const std::string& name) {
+  quench::node* found = nullptr;
+  for (auto* n : m.main_graph().nodes())
+    if (n->name() == name) found = n;
+  REQUIRE(found);
+  return *found;
+}
+
+/// max |a - b| / max |a| over the outputs of the reference executor on `x` (relative to the output's
+/// scale: element by element, outputs where the conv sums cancel to ~0 would measure only rounding).
+double max_relative_difference(const quench::model& ref, const quench::model& m, const quench::tensor& x) {
+  quench::runtime::executor ea(ref), eb(m);
+  const auto ya = ea.run({{"x", &x}}), yb = eb.run({{"x", &x}});
+  const auto a = ya[0].view<float>(), b = yb[0].view<float>();
+  REQUIRE(a.size() == b.size());
+  double peak = 0, worst = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    peak = std::max(peak, std::fabs(double(a[i])));
+    worst = std::max(worst, std::fabs(double(a[i]) - b[i]));
+  }
+  REQUIRE(peak > 0);
+  return worst / peak;
+}
+
+/// The share of the first op's outputs that are the constant (the floor is active, not vacuous).
+double clamped_share(const quench::model& m, const quench::tensor& x, float c) {
+  quench::runtime::executor ex(m);
+  double share = 0;
+  ex.run({{"x", &x}}, [&](const std::string& name, const quench::tensor& t) {
+    if (name != "m1") return;
+    const auto v = t.view<float>();
+    share = double(std::count(v.begin(), v.end(), c)) / double(v.size());
+  });
+  return share;
+}
+}  // namespace
+
+TEST_CASE("equalize: through Max/Min with a shared constant, made per channel and private to the node") {
+  const auto x = quench_test::random_tensor({4, 3, 8, 8}, "x", 9);
+  for (const char* op : {"Max", "Min"})
+    for (const bool const_first : {false, true}) {
+      CAPTURE(op);
+      CAPTURE(const_first);
+      const float c = op[1] == 'a' ? -0.4f : 0.4f;
+      const auto ref = clamped(op, c, const_first);
+      auto m = clamped(op, c, const_first);
+      const double share = clamped_share(ref, x, c);
+      CHECK(share > 0.1);  // the floor (ceiling) acts on many outputs
+      const auto r = quench::recover::equalize(m);
+      REQUIRE(r.pairs.size() == 1);
+      CHECK(r.pairs[0].producer == "conv1");
+      CHECK(r.pairs[0].consumer == "conv2");
+      CHECK(r.pairs[0].max_min == std::vector<std::string>{"floor1"});
+      CHECK(r.pairs[0].spread_before > 100);
+      CHECK(r.pairs[0].spread_after < r.pairs[0].spread_before / 20);
+      const double diff = max_relative_difference(ref, m, x);
+      MESSAGE(std::string(op) << (const_first ? "(c, x)" : "(x, c)") << ": spread "
+                              << r.pairs[0].spread_before << " -> " << r.pairs[0].spread_after << ", "
+                              << share * 100 << "% clamped, max relative difference " << diff);
+      CHECK(diff < 1e-5);
+      // The shared constant is untouched and still read by floor2; floor1 reads a private copy.
+      auto& g = m.main_graph();
+      const quench::value* shared = g.find_value("const_fold_opt__287");
+      REQUIRE(shared);
+      REQUIRE(shared->is_initializer());
+      CHECK(shared->initializer()->shape() == quench::shape{1, 1, 1, 1});
+      CHECK(shared->initializer()->view<float>()[0] == c);
+      REQUIRE(shared->uses().size() == 1);
+      CHECK(shared->uses()[0].user == &node_named(m, "floor2"));
+      const quench::value* own = node_named(m, "floor1").input(const_first ? 0 : 1);
+      REQUIRE(own);
+      REQUIRE(own->is_initializer());
+      CHECK(own != shared);
+      CHECK(own->uses().size() == 1);
+      CHECK(own->initializer()->shape() == quench::shape{1, 8, 1, 1});
+      const auto v = own->initializer()->view<float>();
+      CHECK(*std::min_element(v.begin(), v.end()) != *std::max_element(v.begin(), v.end()));  // c / s_i
+      CHECK(std::all_of(v.begin(), v.end(), [&](float e) { return (e > 0) == (c > 0); }));
+    }
+}
+
+TEST_CASE("equalize: a Max/Min of a non-constant or of a constant not per channel ends the chain") {
+  for (const char* op : {"Max", "Min"}) {
+    CAPTURE(op);
+    const float c = op[1] == 'a' ? -0.4f : 0.4f;
+    SUBCASE("graph input") {
+      auto m = clamped(op, c);
+      auto& g = m.main_graph();
+      auto& floor = g.add_input("floor", 1,
+                                std::vector<quench::dim>{quench::dim{1, {}}, quench::dim{1, {}},
+                                                         quench::dim{1, {}}, quench::dim{1, {}}});
+      g.set_input(node_named(m, "floor1"), 1, &floor);
+      CHECK(quench::recover::equalize(m).pairs.empty());
+    }
+    SUBCASE("graph input with a default (an initializer a caller may override)") {
+      auto m = clamped(op, c);
+      auto& g = m.main_graph();
+      auto& floor = g.add_input("floor", 1,
+                                std::vector<quench::dim>{quench::dim{1, {}}, quench::dim{1, {}},
+                                                         quench::dim{1, {}}, quench::dim{1, {}}});
+      g.set_initializer(floor, filled({1, 1, 1, 1}, "floor", c));
+      g.set_input(node_named(m, "floor1"), 1, &floor);
+      CHECK(quench::recover::equalize(m).pairs.empty());
+    }
+    SUBCASE("constant per position, not per channel") {
+      auto m = clamped(op, c);
+      auto& g = m.main_graph();
+      g.set_input(node_named(m, "floor1"), 1, &g.add_initializer(filled({1, 1, 8, 8}, "spatial", c)));
+      CHECK(quench::recover::equalize(m).pairs.empty());
+    }
+    SUBCASE("constant of higher rank than the activation") {
+      auto m = clamped(op, c);
+      auto& g = m.main_graph();
+      g.set_input(node_named(m, "floor1"), 1, &g.add_initializer(filled({1, 1, 1, 1, 1}, "rank5", c)));
+      CHECK(quench::recover::equalize(m).pairs.empty());
+    }
+  }
+}
+
+TEST_CASE("equalize: Gemm -> LeakyRelu -> Min(., per-channel [C] constant) -> Gemm") {
+  // x [N,16] -> Gemm(16->8, transB) -> LeakyRelu -> Min(., c[8]) -> Gemm(8->4) -> y.
+  quench::model ref, m;
+  for (quench::model* mm : {&ref, &m}) {
+    mm->set_opset("", 13);
+    auto& g = mm->main_graph();
+    auto& x = g.add_input("x", 1, std::vector<quench::dim>{quench::dim{{}, "N"}, quench::dim{16, {}}});
+    quench::tensor w1 = quench_test::random_tensor({8, 16}, "W1", 1, 0.3f),
+                   b1 = quench_test::random_tensor({8}, "B1", 2, 0.1f);
+    quench::tensor w2 = quench_test::random_tensor({8, 4}, "W2", 3, 0.3f);
+    scale_badly(w1, b1, w2, 4, 7);
+    quench::tensor c = quench_test::random_tensor({8}, "c", 4, 0.2f, 0.5f);
+    auto& fc1 = g.add_node("Gemm", {&x, &g.add_initializer(std::move(w1)), &g.add_initializer(std::move(b1))},
+                           {"h"}, "fc1");
+    fc1.set_attribute(quench::attribute::make_int("transB", 1));
+    auto& r = g.add_node("LeakyRelu", {fc1.output(0)}, {"r"}, "leaky");
+    auto& mn = g.add_node("Min", {r.output(0), &g.add_initializer(std::move(c))}, {"m1"}, "ceiling");
+    auto& fc2 = g.add_node("Gemm", {mn.output(0), &g.add_initializer(std::move(w2))}, {"y"}, "fc2");
+    g.add_output(*fc2.output(0));
+  }
+  const auto rep = quench::recover::equalize(m);
+  REQUIRE(rep.pairs.size() == 1);
+  CHECK(rep.pairs[0].producer == "fc1");
+  CHECK(rep.pairs[0].consumer == "fc2");
+  CHECK(rep.pairs[0].max_min == std::vector<std::string>{"ceiling"});
+  CHECK(rep.pairs[0].spread_after < rep.pairs[0].spread_before / 20);
+  const auto x = quench_test::random_tensor({16, 16}, "x", 9);
+  const double diff = max_relative_difference(ref, m, x);
+  MESSAGE("Gemm/Min: spread " << rep.pairs[0].spread_before << " -> " << rep.pairs[0].spread_after
+                              << ", max relative difference " << diff);
+  CHECK(diff < 1e-5);
+  // The private copy is [1, C] for a [N, C] activation; the original, read by nothing now, is gone.
+  auto& g = m.main_graph();
+  CHECK(g.find_value("c") == nullptr);
+  const quench::value* own = node_named(m, "ceiling").input(1);
+  REQUIRE(own);
+  CHECK(own->initializer()->shape() == quench::shape{1, 8});
+}
+
+TEST_CASE("equalize: conv -> Max -> depthwise -> Max -> conv, the per-channel constants follow every pass") {
+  const auto x = quench_test::random_tensor({4, 3, 8, 8}, "x", 9);
+  for (const char* op : {"Max", "Min"}) {
+    CAPTURE(op);
+    const float c = op[1] == 'a' ? -0.4f : 0.4f;
+    const auto ref = clamped(op, c, false, true);
+    auto m = clamped(op, c, false, true);
+    const auto r = quench::recover::equalize(m);
+    REQUIRE(r.pairs.size() == 2);
+    CHECK(r.pairs[0].producer == "conv1");
+    CHECK(r.pairs[0].consumer == "dw");
+    CHECK(r.pairs[0].max_min == std::vector<std::string>{"floor1"});
+    CHECK(r.pairs[1].producer == "dw");
+    CHECK(r.pairs[1].consumer == "conv2");
+    CHECK(r.pairs[1].max_min == std::vector<std::string>{"floor_dw"});
+    CHECK(r.passes > 2);  // the depthwise weights move in both pairs: several passes
+    for (const auto& pr : r.pairs) CHECK(pr.spread_after < pr.spread_before / 20);
+    const double diff = max_relative_difference(ref, m, x);
+    MESSAGE(std::string(op) << " with depthwise: " << r.passes << " passes, spread "
+                            << r.pairs[0].spread_before << " -> " << r.pairs[0].spread_after << " and "
+                            << r.pairs[1].spread_before << " -> " << r.pairs[1].spread_after
+                            << ", max relative difference " << diff);
+    CHECK(diff < 1e-5);
+    const quench::value* shared = m.main_graph().find_value("const_fold_opt__287");
+    REQUIRE(shared);
+    REQUIRE(shared->uses().size() == 1);
+    CHECK(shared->uses()[0].user == &node_named(m, "floor2"));
+    CHECK(shared->initializer()->view<float>()[0] == c);
+  }
 }

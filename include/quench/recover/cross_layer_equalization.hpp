@@ -2,15 +2,26 @@
 // cross_layer_equalization: DFQ's weight equalization (Nagel et al. 2019, "Data-Free Quantization
 // Through Weight Equalization and Bias Correction") on the graph. For two layers with an activation
 // between them that commutes with positive per-channel scaling (f(s x) = s f(x): Relu, LeakyRelu,
-// MaxPool, average pools, a Flatten to [N, C], nothing), output channel i of the first and input channel i of the second are rescaled
-// by s_i = sqrt(r1_i / r2_i) (r = max |w| of the channel's weights):
+// MaxPool, average pools, a Flatten to [N, C], nothing), output channel i of the first and input
+// channel i of the second are rescaled by s_i = sqrt(r1_i / r2_i) (r = max |w| of the channel's
+// weights):
 //
 //     W1[i, ...] /= s_i,  b1[i] /= s_i,  W2[:, i, ...] *= s_i   ->   both ranges sqrt(r1_i r2_i)
 //
 // which leaves the float function unchanged (up to float rounding) and evens out the per-channel
 // weight ranges, so per-tensor weight quantization loses far less. Depthwise convolutions take part
 // on both sides (conv -> dw -> pw chains are equalized pair by pair, repeated until the factors
-// settle). Clip/Relu6 and everything else end a chain (they do not commute with scaling).
+// settle).
+//
+// Max(x, c) and Min(x, c) with a constant c (tf2onnx writes such floors: openWakeWord repeats
+// Conv -> LeakyRelu -> Max(., -0.4) -> MaxPool -> Conv) commute too once c is made per channel: for
+// s_i > 0, max(x_i / s_i, c_i / s_i) = max(x_i, c_i) / s_i, while max(x_i / s_i, c) is not. So c
+// must broadcast to one value per channel (one element, or C on the channel axis and ones
+// elsewhere); each such Max/Min of an equalized pair gets a private [1, C, 1, ...] copy, scaled
+// with the producer's output channels, and the original (often one initializer shared by every
+// Max) stays as it is for its other readers (it goes once none is left). Clip/Relu6 (ONNX's Clip
+// takes only scalar bounds, so they cannot become per channel), a Max/Min of a non-constant, and
+// everything else end a chain.
 // Fold BatchNormalization first (passes::fold_batch_norm; quantize_static's clean-up does).
 //
 //     auto r = quench::recover::equalize(model);
@@ -40,6 +51,8 @@ struct equalized_pair {
   std::size_t channels = 0;
   /// max_i r_i / min_i r_i of the producer's output channels, before and after (1 = even).
   double spread_before = 0, spread_after = 0;
+  /// The Max/Min nodes in between whose constants were replaced by private per-channel copies.
+  std::vector<std::string> max_min;
 };
 
 struct equalize_report {
@@ -100,6 +113,55 @@ inline bool commutes_with_scaling(const node& n) {
   return false;
 }
 
+/// Whether constant `c` broadcasts to one value per channel of a rank-`rank` activation with
+/// `channels` channels on axis 1 without changing the activation's shape: one element, or
+/// `channels` elements on the (right-aligned) channel axis and ones elsewhere.
+inline bool per_channel_broadcast(const tensor& c, std::size_t rank, std::int64_t channels) {
+  if (c.rank() > rank) return false;  // would broadcast the activation to a higher rank
+  if (c.shape().numel() == 1) return true;
+  const std::size_t lead = rank - c.rank();
+  for (std::size_t k = 0; k < c.rank(); ++k)
+    if (c.shape()[k] != (lead + k == 1 ? channels : 1)) return false;
+  return true;
+}
+
+/// A Max or Min reading the chain value at input `pos` whose other inputs are all float32
+/// initializers (not graph inputs, which a caller may override) that broadcast per channel.
+inline bool max_min_with_constants(const node& n, int pos, std::size_t rank, std::int64_t channels) {
+  if (!n.is("Max") && !n.is("Min")) return false;
+  if (pos < 0 || n.outputs().size() != 1 || !n.output(0)) return false;
+  for (std::size_t i = 0; i < n.inputs().size(); ++i) {
+    if (i == static_cast<std::size_t>(pos)) continue;
+    const value* c = n.input(i);
+    if (!c || !c->is_initializer() || c->is_graph_input() || c->initializer()->dtype() != dtype::float32)
+      return false;
+    if (!per_channel_broadcast(*c->initializer(), rank, channels)) return false;
+  }
+  return true;
+}
+
+/// Gives every constant input of Max/Min `n` (all inputs but `pos`) a private [1, C, 1, ...] copy
+/// named after it; an original no other reader keeps is removed. Returns the copies.
+inline std::vector<tensor*> make_constants_per_channel(graph& g, node& n, int pos, std::size_t rank,
+                                                       std::int64_t channels) {
+  std::vector<tensor*> out;
+  for (std::size_t i = 0; i < n.inputs().size(); ++i) {
+    if (i == static_cast<std::size_t>(pos)) continue;
+    value* c = n.input(i);
+    std::vector<std::int64_t> dims(rank, 1);
+    dims[1] = channels;
+    tensor t(dtype::float32, shape(std::move(dims)), g.unique_name(c->name() + "_per_channel"));
+    const auto src = c->initializer()->view<float>();
+    auto dst = t.view<float>();
+    for (std::size_t k = 0; k < dst.size(); ++k) dst[k] = src[src.size() == 1 ? 0 : k];
+    value& copy = g.add_initializer(std::move(t));
+    g.set_input(n, i, &copy);
+    if (!c->has_uses() && !c->is_graph_output()) g.remove_value(*c);
+    out.push_back(copy.initializer());
+  }
+  return out;
+}
+
 /// max |w| per index of `axis`.
 inline std::vector<double> channel_ranges(const tensor& w, std::int64_t axis) {
   const std::size_t a = static_cast<std::size_t>(axis);
@@ -138,32 +200,55 @@ inline double spread(const std::vector<double>& r, double floor) {
 }  // namespace detail
 
 /// Finds every equalizable pair in the main graph and equalizes it (see the header comment).
-/// Initializers are changed in place; the graph's structure is not.
+/// Weights and biases are changed in place; the only structural change is that each Max/Min with
+/// a constant inside an equalized pair reads a new private per-channel initializer.
 inline equalize_report equalize(model& m, const equalize_options& opt = {}) {
   graph& g = m.main_graph();
   struct pair_ref {
     detail::layer_weights first, second;
+    std::vector<tensor*> constants;  ///< per-channel Max/Min constants, scaled with first's outputs
+    std::vector<std::string> max_min;
   };
   std::vector<pair_ref> pairs;
   for (node* n : g.nodes()) {
     detail::layer_weights a;
     if (!detail::layer_of(*n, a)) continue;
     // Walk the single-consumer chain of scaling-commuting ops to the next layer.
+    const std::int64_t channels = a.w->shape()[a.out_axis];
+    std::size_t rank = n->is("Conv") ? a.w->rank() : 2;  // of the activation: [N, C, spatial...] or [N, C]
+    struct max_min_ref {
+      use u;
+      std::size_t rank;  ///< of the activation at the Max/Min (a Flatten may come after it)
+    };
+    std::vector<max_min_ref> max_min;
     value* v = n->output(0);
     node* next = nullptr;
-    while (v && !v->is_graph_output() && v->uses().size() == 1 && v->uses()[0].index == 0) {
-      node* u = v->uses()[0].user;
-      if (detail::commutes_with_scaling(*u)) {
-        v = u->output(0);
+    while (v && !v->is_graph_output() && v->uses().size() == 1) {
+      const use u = v->uses()[0];
+      if (u.index == 0 && detail::commutes_with_scaling(*u.user)) {
+        if (u.user->is("Flatten")) rank = 2;
+        v = u.user->output(0);
         continue;
       }
-      next = u;
+      if (detail::max_min_with_constants(*u.user, u.index, rank, channels)) {
+        max_min.push_back({u, rank});
+        v = u.user->output(0);
+        continue;
+      }
+      if (u.index == 0) next = u.user;
       break;
     }
     detail::layer_weights b;
     if (!next || !detail::layer_of(*next, b)) continue;
-    if (a.w->shape()[a.out_axis] != b.w->shape()[b.in_axis]) continue;  // a Flatten-like reshape in between
-    pairs.push_back({a, b});
+    if (channels != b.w->shape()[b.in_axis]) continue;  // a Flatten-like reshape in between
+    pair_ref pr{a, b, {}, {}};
+    // Only now, with the pair certain, do the Max/Min constants get their private copies.
+    for (const max_min_ref& r : max_min) {
+      for (tensor* c : detail::make_constants_per_channel(g, *r.u.user, r.u.index, r.rank, channels))
+        pr.constants.push_back(c);
+      pr.max_min.push_back(r.u.user->name());
+    }
+    pairs.push_back(std::move(pr));
   }
 
   equalize_report report;
@@ -184,6 +269,7 @@ inline equalize_report equalize(model& m, const equalize_options& opt = {}) {
       }
       detail::scale_channels(*pr.first.w, pr.first.out_axis, inv);
       if (pr.first.b) detail::scale_channels(*pr.first.b, 0, inv);
+      for (tensor* c : pr.constants) detail::scale_channels(*c, 1, inv);  // max(x/s, c/s) = max(x, c)/s
       detail::scale_channels(*pr.second.w, pr.second.in_axis, s);
     }
     report.passes = pass + 1;
@@ -196,6 +282,7 @@ inline equalize_report equalize(model& m, const equalize_options& opt = {}) {
     e.channels = static_cast<std::size_t>(pairs[p].first.w->shape()[pairs[p].first.out_axis]);
     e.spread_before = before[p];
     e.spread_after = detail::spread(detail::channel_ranges(*pairs[p].first.w, pairs[p].first.out_axis), opt.min_range);
+    e.max_min = pairs[p].max_min;
     report.pairs.push_back(e);
   }
   return report;
