@@ -85,22 +85,26 @@ def main():
     torch.onnx.export(model, x, str(out / "qat.onnx"), opset_version=13, input_names=["x"], output_names=["y"],
                       dynamic_axes={"x": {0: "N"}, "y": {0: "N"}}, do_constant_folding=True)
     qat = onnx.load(str(out / "qat.onnx"))
-    (out / "qat_params.json").write_text(json.dumps(params_json(model, qat), indent=1) + "\n")
-    onnx.save(strip_qdq(qat), str(out / "float.onnx"))
+    float_model, renamed = strip_qdq(onnx.load(str(out / "qat.onnx")))
+    onnx.save(float_model, str(out / "float.onnx"))
+    (out / "qat_params.json").write_text(json.dumps(params_json(model, qat, renamed), indent=1) + "\n")
 
     # The same model with 4-bit weights: every weight fake quant narrowed to [-8, 7] with its scale
     # widened by 127/7 (the observers are off, so the trained ranges stay as they were).
     for name, m in fake_quants(model):
         if m.qscheme == torch.per_channel_symmetric:
+            # FakeQuantize.forward clamps to its observer's range (torch 1.13), so both change.
             m.quant_min, m.quant_max = -8, 7
+            m.activation_post_process.quant_min, m.activation_post_process.quant_max = -8, 7
             m.scale.copy_(m.scale * (127.0 / 7.0))
     with torch.no_grad():
         np.save(out / "torch_out_int4.npy", model(x).numpy())
-    (out / "qat_params_int4.json").write_text(json.dumps(params_json(model, qat), indent=1) + "\n")
+    (out / "qat_params_int4.json").write_text(json.dumps(params_json(model, qat, renamed), indent=1) + "\n")
 
 
-def params_json(model, qat):
-    """The fake quants' parameters, each under the name of the ONNX tensor its QuantizeLinear reads.
+def params_json(model, qat, renamed):
+    """The fake quants' parameters, each under the name of the ONNX tensor its QuantizeLinear reads
+    (as float.onnx names it: `renamed` maps a tensor that became a graph output to that name).
 
     torch.onnx.export names a fake quant's scale initializer '<module path>.scale', which ties
     each QuantizeLinear to its module."""
@@ -115,7 +119,9 @@ def params_json(model, qat):
         if not isinstance(fq, tq.FakeQuantize):  # the module's activation_post_process
             fq = fq.activation_post_process
         assert isinstance(fq, tq.FakeQuantize), path
-        entry = {"dtype": {torch.quint8: "uint8", torch.qint8: "int8"}[fq.dtype],
+        # torch keeps dtype qint8 for a 4-bit fake quant ([-8, 7]); the file names the storage type.
+        four_bit = (int(fq.quant_min), int(fq.quant_max)) == (-8, 7)
+        entry = {"dtype": "int4" if four_bit else {torch.quint8: "uint8", torch.qint8: "int8"}[fq.dtype],
                  "quant_min": int(fq.quant_min), "quant_max": int(fq.quant_max)}
         if fq.qscheme in (torch.per_channel_symmetric, torch.per_channel_affine):
             entry.update(axis=int(fq.ch_axis), scales=[float(s) for s in fq.scale],
@@ -123,12 +129,15 @@ def params_json(model, qat):
             doc["weights"][n.input[0]] = entry
         else:
             entry.update(scale=float(fq.scale), zero_point=int(fq.zero_point))
-            doc["weights" if n.input[0] in inits else "activations"][n.input[0]] = entry
+            name = renamed.get(n.input[0], n.input[0])
+            doc["weights" if n.input[0] in inits else "activations"][name] = entry
     return doc
 
 
 def strip_qdq(m):
-    """Every QuantizeLinear -> DequantizeLinear pair removed: the float model (tensor names kept)."""
+    """Every QuantizeLinear -> DequantizeLinear pair removed: the float model (tensor names kept,
+    except that a producer whose DQ was a graph output takes the output's name). Returns the model
+    and {old producer output: graph output name}."""
     g = m.graph
     producer = {o: n for n in g.node for o in n.output}
     rename = {}
@@ -140,11 +149,13 @@ def strip_qdq(m):
             drop.update([id(n), id(q)])
     outputs = {o.name for o in g.output}
     keep = [n for n in g.node if id(n) not in drop]
+    took = {}
     for n in keep:  # graph outputs keep their names: the producer takes it
         for i, o in enumerate(n.output):
             for dq_out, src in rename.items():
                 if src == o and dq_out in outputs:
                     n.output[i] = dq_out
+                    took[o] = dq_out
                     rename = {k: (dq_out if v == o else v) for k, v in rename.items()}
     for n in keep:
         for i, name in enumerate(n.input):
@@ -166,7 +177,7 @@ def strip_qdq(m):
     del g.initializer[:]
     g.initializer.extend(inits)
     onnx.checker.check_model(m)
-    return m
+    return m, took
 
 if __name__ == "__main__":
     main()

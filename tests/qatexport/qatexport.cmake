@@ -2,8 +2,9 @@
 # Runtime: a torch.ao.quantization QAT CNN exported with its fake quants
 # (tests/pipeline/make_qat_torch_model.py, regenerated before the test), then quench fold and
 # export-qat, run in ONNX Runtime (tests/qatexport/qat_export_ort_test.py). Unit tests are in
-# tests/pipeline/qat_export_test.cpp.
-if(QUENCH_NODE AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/ort/node_modules/onnxruntime-node AND TARGET quench_cli)
+# tests/pipeline/qat_export_test.cpp. Included at the end of tests/CMakeLists.txt (quench_cli is
+# defined later, in examples/, so the condition asks for the examples build).
+if(QUENCH_NODE AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/ort/node_modules/onnxruntime-node AND QUENCH_BUILD_EXAMPLES AND TARGET quench::onnx)
   set(_qat_dir ${CMAKE_CURRENT_BINARY_DIR}/qatexport)
   add_test(NAME qat_export_torch_data
     COMMAND ${QUENCH_REFERENCE_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/pipeline/make_qat_torch_model.py ${_qat_dir}/data)

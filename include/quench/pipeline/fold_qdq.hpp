@@ -255,6 +255,7 @@ inline fold_report fold_qdq(model& m, const fold_options& opt = {}) {
     return b;
   };
   r.initializer_bytes_before = bytes();
+  detail::readable_constants(m);  // torch's zero points behind Identity nodes, Constant scales
   if (opt.profile) {
     qat_params p = extract_qat_params(m);
     strip_qdq(m);
@@ -265,7 +266,6 @@ inline fold_report fold_qdq(model& m, const fold_options& opt = {}) {
     r.initializer_bytes_after = bytes();
     return r;
   }
-  detail::readable_constants(m);
   const std::int64_t opset = m.opset();
   // Weights: Q on a constant float tensor computed once, as ONNX Runtime would.
   for (node* q : g.nodes()) {

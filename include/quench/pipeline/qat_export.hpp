@@ -399,11 +399,16 @@ inline export_report export_qat(model& m, const qat_params& params, const export
   if (!opt.samples) zeros.emplace(detail::zero_sample(m));
   data::sample_source& source = opt.samples ? *opt.samples : static_cast<data::sample_source&>(*zeros);
   const auto floats = detail::float_activations(m, source, {});
-  const qdq_plan plan = plan_qdq(m, opt.profile, floats, opt.placement);
+  // A trained fake quant on a graph output (torch's last activation_post_process) clamps the
+  // output: the exported model quantizes it too, where the placement alone would leave it float.
+  plan_options placement = opt.placement;
+  for (const value* v : g.outputs())
+    if (params.activations.count(v->name())) placement.quantize_outputs.insert(v->name());
+  const qdq_plan plan = plan_qdq(m, opt.profile, floats, placement);
 
   quantize_options qo;
   qo.profile = opt.profile;
-  qo.placement = opt.placement;
+  qo.placement = placement;
   qo.preprocess = false;  // done above: the plan must be the one quantize_static makes
   qo.upgrade_opset = false;
   qo.select_ranges = false;

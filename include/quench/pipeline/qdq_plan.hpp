@@ -59,6 +59,10 @@ struct plan_options {
   std::set<std::string> exclude_nodes;
   /// Tensors never quantized (their consumers read the float tensor).
   std::set<std::string> exclude_tensors;
+  /// Graph outputs quantized with a range of their own although the placement leaves them float
+  /// (ORT fuses a Gemm output without a Q): a QAT model's output fake quant clamps there, and the
+  /// exported model must clamp as training did.
+  std::set<std::string> quantize_outputs;
 };
 
 /// One activation tensor that gets QuantizeLinear -> DequantizeLinear.
@@ -345,7 +349,8 @@ inline qdq_plan plan_qdq(const model& m, const quant_profile& profile, const std
   for (const value* v : candidates) {
     const std::string name = v->name();
     if (alias.count(name)) continue;  // absorbed output: its uses belong to the producer's tensor
-    bool wanted = own_output.count(name) != 0;
+    const bool forced_output = v->is_graph_output() && opt.quantize_outputs.count(name) && activation(v);
+    bool wanted = own_output.count(name) != 0 || forced_output;
     std::vector<std::pair<std::string, std::size_t>> req;
     if (auto it = requested_at.find(name); it != requested_at.end()) {
       wanted = true;
@@ -383,9 +388,10 @@ inline qdq_plan plan_qdq(const model& m, const quant_profile& profile, const std
     if (ort) {
       consumers_of(name, a.readers);
       a.output_through_dq = v->is_graph_output();
-    }
-    else
+    } else {
       a.readers = req;
+      a.output_through_dq = forced_output;
+    }
   }
   for (const std::string& name : order) plan.activations.push_back(std::move(planned.at(name)));
 
