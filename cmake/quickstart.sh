@@ -17,9 +17,10 @@ case "$mode" in
     cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" >/dev/null
     cmake --build build -j"$jobs" --target quench_cli
     # The main job: post-training INT8 quantization of the bundled digits CNN (examples/data/digits),
+    # calibrated on a folder of PNG images (preprocessed to the model input's shape, pixels / 255),
     # with FP32 / INT8 accuracy on the held-out images, sizes and the worst tensors by SQNR.
     d=examples/data/digits
-    build/bin/quench quantize $d/digits_cnn.onnx -o build/digits_cnn.int8.onnx --data input=$d/digits_calib.npy \
+    build/bin/quench quantize $d/digits_cnn.onnx -o build/digits_cnn.int8.onnx --images $d/images \
         --method percentile --eval-data input=$d/digits_test.npy --labels $d/digits_test_labels.npy \
         --report-samples 64 --report build/digits_cnn.int8.report.json
     ;;

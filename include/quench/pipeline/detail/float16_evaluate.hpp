@@ -153,7 +153,7 @@ class half_evaluator {
     // A tensor as the converted model would hold it: rounded when stored in the half type.
     auto stored = [&](const value* v, const tensor& t) -> tensor {
       if (plan.type(v) == elem_float && plan.final_type(v) == plan.half && t.dtype() == dtype::float32) {
-        if (const tensor* c = plan.constant_tensor(v)) return widen_half(plan.constant(*c).half);
+        if (const tensor* c = plan.constant_tensor(v)) return widen_half(plan.half_of(*c));
         return round_through_half(t, bf16);
       }
       return t.share();
@@ -240,7 +240,7 @@ class half_evaluator {
     for (std::size_t i = 0; i < in.size(); ++i) {
       const value* v = n.input(i);
       if (!v || plan.type(v) != elem_float || plan.want(n, i) != plan.half || in[i]->dtype() != dtype::float32) continue;
-      if (const tensor* c = plan.constant_tensor(v)) rounded.push_back(widen_half(plan.constant(*c).half));
+      if (const tensor* c = plan.constant_tensor(v)) rounded.push_back(widen_half(plan.half_of(*c)));
       else rounded.push_back(round_through_half(*in[i], plan.bf16));
       const tensor_difference d = difference(*in[i], rounded.back());
       if (d.overflow) {

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -179,7 +180,10 @@ inline std::int32_t output_type_rule(const node& n, std::size_t k, const std::fu
 
 /// A float32 constant (initializer or attribute tensor) in the half type, converted once.
 struct half_constant {
-  tensor half;                ///< with half_overflow::clamp and half_underflow applied
+  /// The half form, with half_overflow::clamp and half_underflow applied; kept only for
+  /// constants below half_keep_bytes (the others are converted again when they are replaced,
+  /// so a large model never holds all float32 pages and all half copies at once).
+  std::optional<tensor> half;
   std::size_t overflow = 0;   ///< finite values beyond +-max
   std::size_t underflow = 0;  ///< non-zero values rounding to zero
   float max_abs = 0.f;        ///< largest magnitude among the overflowing values
@@ -211,21 +215,35 @@ inline bool has_zero_or_inf(const std::uint16_t* h, std::size_t n, std::uint16_t
 /// Converts a float32 tensor with the bulk SIMD converters, then repairs what rounding did to
 /// out-of-range values: a scan of the 16-bit results finds them (Inf from a finite input, zero
 /// from a non-zero one) at half the memory traffic of a range check on the float input.
-inline half_constant make_half_constant(const tensor& t, bool bf16, const float16_options& opt) {
+/// Float32 constants of at least this many bytes are converted twice (statistics while planning,
+/// the half data when the tensor is replaced) rather than kept converted: on a 2.5 GB model the
+/// float32 pages of each tensor then leave memory as its half form arrives (peak 1.0x the weight
+/// bytes instead of 1.5x), for the cost of a second pass at memory speed.
+inline constexpr std::size_t half_keep_bytes = std::size_t{1} << 20;
+
+/// The half form of `t` and its range statistics; the half data is kept when `keep` (else only
+/// counted, through a buffer of one chunk).
+inline half_constant make_half_constant(const tensor& t, bool bf16, const float16_options& opt, bool keep = true) {
   half_constant c;
-  c.half = tensor::uninitialized(bf16 ? dtype::bfloat16 : dtype::float16, t.shape(), t.name());
   const std::size_t n = t.size();
   const float* src = t.view<float>().data();
-  auto* dst = reinterpret_cast<std::uint16_t*>(c.half.bytes());
+  constexpr std::size_t chunk = 8192;
+  std::vector<std::uint16_t> scratch;
+  std::uint16_t* dst = nullptr;
+  if (keep) {
+    c.half = tensor::uninitialized(bf16 ? dtype::bfloat16 : dtype::float16, t.shape(), t.name());
+    dst = reinterpret_cast<std::uint16_t*>(c.half->bytes());
+  } else {
+    scratch.resize(std::min(chunk, n));
+  }
   const std::uint16_t inf = bf16 ? 0x7f80u : 0x7c00u, max_finite = bf16 ? 0x7f7fu : 0x7bffu;
   const std::uint16_t smallest = opt.underflow == half_underflow::smallest_normal ? (bf16 ? 0x0080u : 0x0400u) : 0x0001u;
   // Chunks that stay in L1 between the conversion and the scan; the scan of a chunk is a
   // branch-free OR the compiler vectorizes, and only a chunk with an Inf or a zero is looked at
   // element by element.
-  constexpr std::size_t chunk = 8192;
   for (std::size_t start = 0; start < n; start += chunk) {
     const std::size_t m = std::min(chunk, n - start);
-    std::uint16_t* d = dst + start;
+    std::uint16_t* d = keep ? dst + start : scratch.data();
     if (bf16) convert(src + start, reinterpret_cast<bfloat16*>(d), m);
     else convert(src + start, reinterpret_cast<float16*>(d), m);
     if (!has_zero_or_inf(d, m, inf)) continue;
@@ -323,8 +341,14 @@ struct half_plan {
   /// The half form of a float32 constant (converted on first use, shared between plans).
   const half_constant& constant(const tensor& t) const {
     auto& slot = cache->constants[&t];
-    if (!slot) slot = std::make_shared<half_constant>(make_half_constant(t, bf16, *opt));
+    if (!slot) slot = std::make_shared<half_constant>(make_half_constant(t, bf16, *opt, t.nbytes() < half_keep_bytes));
     return *slot;
+  }
+  /// The half data of float32 constant `t`: the kept copy, shared, or converted now.
+  tensor half_of(const tensor& t) const {
+    const half_constant& c = constant(t);
+    if (c.half) return c.half->share();
+    return std::move(*make_half_constant(t, bf16, *opt).half);
   }
   /// The float32 tensor behind value `v` when it is a constant (an initializer or a Constant
   /// node's `value`, through sub-graph stand-ins), else null.
