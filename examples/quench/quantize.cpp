@@ -50,7 +50,7 @@ struct quantize_args {
   std::string method = "auto", weight_method = "minmax";
   std::string activation_type, weight_type;
   bool cle = false, bias_correction = false;
-  bool per_tensor = false, symmetric_activations = false, no_bias = false, no_preprocess = false, quiet = false;
+  bool per_tensor = false, reduce_range = false, symmetric_activations = false, no_bias = false, no_preprocess = false, quiet = false;
   std::int64_t block_size = 0;
   std::vector<std::string> exclude, exclude_tensors, op_types, ranges, types;
   std::string stats, report, tables;
@@ -165,6 +165,7 @@ void run_quantize(const quantize_args& a) {
   quench::pipeline::quantize_options opt;
   opt.profile = quench::pipeline::profile_by_name(a.profile);
   if (a.per_tensor) opt.profile.per_channel = false;
+  if (a.reduce_range) opt.profile.weight_reduce_range = true;
   if (!a.activation_type.empty()) opt.profile.activation_type = parse_type(a.activation_type, "--activation-type");
   if (a.symmetric_activations) opt.profile.activation_symmetric = true;
   if (!a.weight_type.empty()) opt.profile.weight_type = parse_type(a.weight_type, "--weight-type");
@@ -493,6 +494,9 @@ void add_quantize_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--weight-method", a.weight_method, "weight ranges: minmax or mse (per-channel clipping search)")->capture_default_str();
   cmd->add_flag("--per-tensor", a.per_tensor, "one scale per weight instead of one per output channel");
+  cmd->add_flag("--reduce-range", a.reduce_range,
+                "7-bit int8 weights ([-64, 64], ORT's reduce_range): for ONNX Runtime's u8s8 kernels on x86 CPUs without VNNI, "
+                "whose int16 pair sums saturate with full-range weights");
   cmd->add_option("--activation-type", a.activation_type, "override the profile's activation type (uint8, int8, ...)");
   cmd->add_flag("--symmetric-activations", a.symmetric_activations, "symmetric activation ranges (zero point 0 for int8)");
   cmd->add_option("--weight-type", a.weight_type, "override the profile's weight type (int8, uint8, int4, uint4 with --block-size)");

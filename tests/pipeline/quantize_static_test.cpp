@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <string>
@@ -388,4 +389,30 @@ TEST_CASE("quantize_static W4A8: per-channel int4 weights at opset 21 (upgraded)
   const double sqnr = output_sqnr(ref, m, eval);
   MESSAGE("W4A8 per channel: " << sqnr << " dB");
   CHECK(sqnr > 10);
+}
+
+TEST_CASE("quantize_static reduce_range: int8 weights on [-64, 64], each channel reaching 64 (min-max) or clipped into it (MSE)") {
+  const auto ref = quench_test::residual_cnn();
+  for (const auto method : {quench::pipeline::weight_method::minmax, quench::pipeline::weight_method::mse}) {
+    CAPTURE(static_cast<int>(method));
+    auto m = quench_test::residual_cnn();
+    auto data = quench_test::residual_cnn_data(16);
+    quantize_options o;
+    o.profile.weight_reduce_range = true;
+    o.weights = method;
+    quantize_static(m, data, o);
+    for (const char* name : {"W1_quantized", "W2_quantized", "W3_quantized"}) {
+      const quench::tensor& w = init(m, name);
+      REQUIRE(w.dtype() == dtype::int8);
+      int lo = 0, hi = 0;
+      for (std::int8_t v : w.view<std::int8_t>()) lo = std::min<int>(lo, v), hi = std::max<int>(hi, v);
+      CHECK(lo >= -64);
+      CHECK(hi <= 64);
+      if (method == quench::pipeline::weight_method::minmax) CHECK(std::max(-lo, hi) == 64);  // symmetric max |w| / 64
+    }
+    auto eval = quench_test::residual_cnn_data(8, 99);
+    const double sqnr = output_sqnr(ref, m, eval);
+    MESSAGE("reduce_range: " << sqnr << " dB");
+    CHECK(sqnr > 20);
+  }
 }

@@ -12,6 +12,7 @@
 // producer's output is renamed `<x>_prequant`), so the model's interface does not change.
 // Zero points are always written, also when 0: ORT's QDQ fusions need all three inputs.
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -29,6 +30,7 @@
 #include "quench/graph/model.hpp"
 #include "quench/numeric/int4.hpp"
 #include "quench/pipeline/qdq_plan.hpp"
+#include "quench/quant/choose_qparams.hpp"
 #include "quench/pipeline/weight_qparams.hpp"
 #include "quench/quant/quantize.hpp"
 
@@ -49,6 +51,7 @@ struct qdq_insert_report {
 struct weight_options {
   dtype type = dtype::int8;
   bool symmetric = true;
+  bool reduce_range = false;  ///< quant_profile::weight_reduce_range
   weight_method method = weight_method::minmax;
   std::int64_t block_size = 0;  ///< blocked along the reduction axis (weight-only int4/uint4)
   /// Weights whose quantization was decided elsewhere, by float initializer name: scales and zero
@@ -61,6 +64,26 @@ struct weight_options {
 };
 
 namespace detail {
+
+/// Clamps quantized weights to the reduced range of their type: a clipped range (MSE) maps the
+/// values it clips beyond it, and a full-range integer would bring back the int16 saturation
+/// reduce_range exists to avoid.
+inline void clamp_to_reduced_range(tensor& q, const qparams& p) {
+  range_options ro;
+  ro.reduce_range = true;
+  const integer_range r = target_range(p.type, ro);
+  auto clamp = [&](auto tag) {
+    using T = decltype(tag);
+    for (T& v : q.view<T>()) v = static_cast<T>(std::min<std::int64_t>(std::max<std::int64_t>(v, r.min), r.max));
+  };
+  switch (q.dtype()) {
+    case dtype::int8: clamp(std::int8_t{}); break;
+    case dtype::uint8: clamp(std::uint8_t{}); break;
+    case dtype::int16: clamp(std::int16_t{}); break;
+    case dtype::uint16: clamp(std::uint16_t{}); break;
+    default: throw_error(errc::invalid_argument, tensor_context(q.name()), "reduce_range applies to 8- and 16-bit weights, found " + to_string(q.dtype()));
+  }
+}
 
 /// A scale tensor: rank 0 for per tensor, else the qparams' parameter shape.
 inline tensor make_scale_tensor(const qparams& p, const std::string& name) {
@@ -166,6 +189,7 @@ inline std::map<std::string, qparams> insert_weight_qdq(graph& g, const std::vec
       weight_qparams_options o;
       o.type = wo.type;
       o.symmetric = wo.symmetric;
+      o.reduce_range = wo.reduce_range;
       o.method = wo.method;
       o.axis = pw.axis;
       if (wo.block_size > 0) {
@@ -191,9 +215,11 @@ inline std::map<std::string, qparams> insert_weight_qdq(graph& g, const std::vec
         } else {
           q = quantize(wt, p);
         }
+        if (wo.reduce_range) detail::clamp_to_reduced_range(q, p);
       } else {
         p = weight_qparams(wt, o);
         q = quantize(wt, p);
+        if (wo.reduce_range) detail::clamp_to_reduced_range(q, p);
       }
       // A weight quantized again along another axis gets names of its own.
       const std::string base = seen.insert(w->name()).second ? w->name() : w->name() + "_axis" + std::to_string(pw.axis);

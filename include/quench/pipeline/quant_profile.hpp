@@ -43,6 +43,10 @@ struct quant_profile {
   bool activation_symmetric = false;
   dtype weight_type = dtype::int8;
   bool weight_symmetric = true;
+  /// ORT's reduce_range for weights: int8 weights on [-64, 64] (7 bits). ONNX Runtime's u8 x s8
+  /// kernels on x86 without VNNI add pairs of products in saturating int16 (vpmaddubsw), which
+  /// 255 x 127 x 2 overflows; with 7-bit weights no pair can. Costs one bit of weight precision.
+  bool weight_reduce_range = false;
   bool per_channel = true;
   /// Blocked weights (weight-only int4/uint4): elements per block along the reduction axis; 0 off.
   std::int64_t block_size = 0;

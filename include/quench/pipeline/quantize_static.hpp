@@ -420,6 +420,7 @@ inline quantize_report quantize_static(model& m, data::sample_source& source, co
   weight_options wo;
   wo.type = profile.weight_type;
   wo.symmetric = profile.weight_symmetric;
+  wo.reduce_range = profile.weight_reduce_range;
   wo.method = opt.weights;
   wo.block_size = profile.block_size;
   wo.fixed_params = opt.weight_params;
@@ -436,6 +437,7 @@ inline quantize_report quantize_static(model& m, data::sample_source& source, co
       weight_qparams_options o;
       o.type = wo.type;
       o.symmetric = wo.symmetric;
+      o.reduce_range = wo.reduce_range;
       o.method = wo.method;
       o.axis = pw.axis;
       recover::adaround_target t;

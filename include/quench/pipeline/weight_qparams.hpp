@@ -35,6 +35,7 @@ struct weight_qparams_options {
   std::int64_t axis = -1;        ///< channel axis; -1 per tensor
   std::int64_t block_size = 0;   ///< > 0: blocks of this many elements along `axis` (opset 21)
   bool symmetric = true;
+  bool reduce_range = false;  ///< one bit less (ORT reduce_range: int8 on [-64, 64])
   weight_method method = weight_method::minmax;
 };
 
@@ -54,7 +55,9 @@ inline double quantization_sse(const float* x, std::size_t n, std::size_t stride
     }
     return sse;
   }
-  const integer_range q = full_range(t);
+  // The integers are clamped to the type, or with reduce_range to the reduced range
+  // (insert_weight_qdq clamps there, so the values a clipped range leaves outside saturate at it).
+  const integer_range q = ro.reduce_range ? target_range(t, ro) : full_range(t);
   const double inv = 1.0 / static_cast<double>(sz.scale);
   for (std::size_t i = 0; i < n; ++i) {
     const double v = x[i * stride];
@@ -101,6 +104,7 @@ inline qparams weight_qparams(const tensor& w, const weight_qparams_options& o) 
   if (w.dtype() != dtype::float32) throw_error(errc::unsupported_dtype, tensor_context(w.name()), "expected a float32 weight, found " + to_string(w.dtype()));
   range_options ro;
   ro.symmetric = o.symmetric;
+  ro.reduce_range = o.reduce_range;
   const float* x = w.view<float>().data();
   const std::size_t total = w.size();
   try {
