@@ -50,6 +50,9 @@ VARIANTS = [
     ("+target-sqnr 30", ["--weight-method", "mse", "--cle", "--bias-correction",
                          "--target-sqnr", "30"], "and sensitive layers back in float until 30 dB"),
     ("recover auto", ["--recover", "auto"], "quench quantize --recover auto"),
+    ("per-channel --reduce-range", ["--method", "minmax", "--reduce-range"],
+     "7-bit weights: ORT's u8s8 kernels without VNNI cannot saturate"),
+    ("recover auto --reduce-range", ["--recover", "auto", "--reduce-range"], "--recover auto on 7-bit weights"),
     ("recover auto +int16", ["--recover", "auto", "--target-sqnr", "30", "--int16"],
      "--recover auto with mixed precision: 16-bit activations before float until 30 dB"),
 ]
