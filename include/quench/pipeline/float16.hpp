@@ -226,7 +226,7 @@ class half_rewriter {
     auto it = plan_.cache->constants.find(&t);
     half_constant& c = *it->second;
     note_range(name, c, false);
-    tensor h = c.half ? std::move(*c.half) : std::move(*make_half_constant(t, plan_.bf16, *plan_.opt).half);
+    tensor h = c.half ? std::move(*c.half) : plan_.half_of(t);  // a large constant: converted now
     h.set_name(name);
     // The float32 tensor goes away: its address may come back for another tensor.
     plan_.cache->constants.erase(it);

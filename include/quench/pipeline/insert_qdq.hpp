@@ -30,8 +30,8 @@
 #include "quench/graph/model.hpp"
 #include "quench/numeric/int4.hpp"
 #include "quench/pipeline/qdq_plan.hpp"
-#include "quench/quant/choose_qparams.hpp"
 #include "quench/pipeline/weight_qparams.hpp"
+#include "quench/quant/choose_qparams.hpp"
 #include "quench/quant/quantize.hpp"
 
 namespace quench::pipeline {
