@@ -39,7 +39,7 @@ quench::data::tensor_source chain_data(std::int64_t n, std::uint32_t seed) {
 }
 }  // namespace
 
-TEST_CASE("bias correction goes layer by layer: every layer's output mean matches the float model's after one sweep; a second removes only rounding") {
+TEST_CASE("bias correction goes layer by layer in one run: every layer's output mean matches the float model's; a second run removes only rounding") {
   const auto ref = chain();
   std::vector<std::string> outs;
   for (int i = 0; i < depth; ++i) outs.push_back("c" + std::to_string(i));
@@ -67,8 +67,7 @@ TEST_CASE("bias correction goes layer by layer: every layer's output mean matche
   auto [plain, rp] = build(false);
   auto [fixed, rf] = build(true);
   REQUIRE(rf.bias_correction.layers.size() == static_cast<std::size_t>(depth));
-  CHECK(rf.bias_correction.passes == 1);
-  CHECK(rf.bias_correction.runs == depth);  // a chain: one wave per layer
+  CHECK(rf.bias_correction.passes == 1);  // one run of the QDQ model for all 8 layers
   const double before = gap(plain), after = gap(fixed);
   MESSAGE("largest layer mean gap: " << before << " plain, " << after << " corrected");
   // Each layer is measured once every layer above it is corrected, so only the int32 rounding of
@@ -92,8 +91,12 @@ TEST_CASE("bias correction goes layer by layer: every layer's output mean matche
   o2.bias_correction.passes = 2;
   const auto r2 = quench::pipeline::quantize_static(m2, d2, o2);
   CHECK(r2.bias_correction.passes == 2);
-  CHECK(r2.bias_correction.runs == 2 * depth);
   CHECK(gap(m2) < 2e-3);
+  for (std::size_t i = 0; i < rf.bias_correction.layers.size(); ++i) {
+    // The second run's changes are int32 rounding only: far below the first run's.
+    const double second = r2.bias_correction.layers[i].max_shift - rf.bias_correction.layers[i].max_shift;
+    CHECK(std::fabs(second) < 0.1 * rf.bias_correction.layers[i].max_shift + 1e-3);
+  }
 }
 
 TEST_CASE("correct_biases refuses zero passes, samples or batch size") {

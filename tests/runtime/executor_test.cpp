@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "quench/runtime/executor.hpp"
@@ -49,6 +50,47 @@ TEST_CASE("executor runs a graph, observes every tensor and accepts any batch") 
       const float want = std::max(0.f, xv[i] * w[i % 3] + 0.25f);
       CHECK(y[i] == want);
     }
+  }
+}
+
+TEST_CASE("run_lockstep runs every batch through a node before the next, and later nodes read edited tensors") {
+  const auto m = tiny_model();
+  rt::executor ex(m);
+  std::vector<quench::tensor> xs;
+  for (std::int64_t batch : {2, 1, 3}) {
+    quench::tensor x(quench::dtype::float32, {batch, 3});
+    auto xv = x.view<float>();
+    for (std::size_t i = 0; i < xv.size(); ++i) xv[i] = static_cast<float>(i) - static_cast<float>(batch);
+    xs.push_back(std::move(x));
+  }
+  std::vector<std::unordered_map<std::string, const quench::tensor*>> feeds;
+  for (const auto& x : xs) feeds.push_back({{"x", &x}});
+  // Plain: the same outputs as one run per batch.
+  const auto plain = ex.run_lockstep(feeds, {});
+  REQUIRE(plain.size() == 3);
+  for (std::size_t b = 0; b < 3; ++b) {
+    const auto want = ex.run({{"x", &xs[b]}});
+    REQUIRE(plain[b].size() == 1);
+    CHECK(plain[b][0].shape() == want[0].shape());
+    CHECK(std::equal(want[0].view<float>().begin(), want[0].view<float>().end(), plain[b][0].view<float>().begin()));
+  }
+  // Edited: the hook sees all three batches of each tensor in node order; adding 10 to "xw" moves y.
+  std::vector<std::string> seen;
+  const auto edited = ex.run_lockstep(feeds, [&](const std::string& name, const std::vector<quench::tensor*>& ts) {
+    seen.push_back(name);
+    REQUIRE(ts.size() == 3);
+    CHECK(ts[0]->shape()[0] == 2);
+    CHECK(ts[2]->shape()[0] == 3);
+    if (name == "xw")
+      for (quench::tensor* t : ts)
+        for (float& v : t->view<float>()) v += 10.f;
+  });
+  CHECK(seen == std::vector<std::string>{"xw", "xwb", "y"});
+  for (std::size_t b = 0; b < 3; ++b) {
+    const auto y = edited[b][0].view<float>();
+    const auto x = xs[b].view<float>();
+    const float w[3] = {1.f, -2.f, 0.5f};
+    for (std::size_t i = 0; i < y.size(); ++i) CHECK(y[i] == std::max(0.f, x[i] * w[i % 3] + 10.f + 0.25f));
   }
 }
 

@@ -238,8 +238,10 @@ inline quantize_report quantize_static(model& m, data::sample_source& source, co
   quantize_report report;
   // Per-channel weights need DequantizeLinear's axis (13).
   std::int64_t needed = std::max<std::int64_t>(profile.min_opset, profile.per_channel ? 13 : 10);
+  auto sixteen_bit = [](dtype t) { return t == dtype::int16 || t == dtype::uint16; };
   for (const auto& kv : opt.type_overrides)
-    if (kv.second == dtype::int16 || kv.second == dtype::uint16) needed = std::max<std::int64_t>(needed, 21);
+    if (sixteen_bit(kv.second)) needed = std::max<std::int64_t>(needed, 21);
+  if (profile.placement != qdq_placement::weights && sixteen_bit(profile.activation_type)) needed = std::max<std::int64_t>(needed, 21);
   if (profile.block_size > 0 || is_sub_byte(profile.weight_type) || profile.weight_type == dtype::int16 || profile.weight_type == dtype::uint16)
     needed = std::max<std::int64_t>(needed, 21);
   if (is_float8(profile.activation_type) || is_float8(profile.weight_type)) needed = std::max<std::int64_t>(needed, 19);

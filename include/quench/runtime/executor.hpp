@@ -41,6 +41,8 @@ struct executor_options {
 
 /// Called for every graph input and every tensor a node produces, right after it exists.
 using observer = std::function<void(const std::string& name, const tensor& t)>;
+/// executor::run_lockstep's hook: a tensor a node produced, one per batch, once all batches have it.
+using lockstep_editor = std::function<void(const std::string& name, const std::vector<tensor*>& batches)>;
 
 /// Every reason the model cannot run, one line each ("node 'x' (Foo): no kernel for ai.onnx::Foo
 /// at opset 17"); empty when it can.
@@ -97,80 +99,134 @@ class executor {
   /// Runs the graph. `inputs` maps graph input names to tensors (not copied). Returns the graph
   /// outputs in order, named after them.
   std::vector<tensor> run(const std::unordered_map<std::string, const tensor*>& inputs, const observer& watch = {}) {
-    const graph& g = model_.main_graph();
     std::optional<memory_pool::scope> use_pool;
     if (pool_) use_pool.emplace(pool_);
-    // The pool keeps what this run needed, for the next one (also when a kernel throws).
-    struct end_epoch {
-      memory_pool* pool;
-      ~end_epoch() {
-        if (pool) pool->end_epoch();
-      }
-    } epoch{pool_.get()};
-    std::vector<const tensor*> slot(slot_count_, nullptr);
-    std::vector<tensor> owned(slot_count_);
+    epoch_guard epoch{pool_.get()};
+    run_state st = bind(inputs);
+    if (watch)
+      for (const value* v : model_.main_graph().inputs())
+        if (const tensor* t = st.slot[slot_of_.at(v->name())]) watch(v->name(), *t);
+    for (std::size_t k = 0; k < steps_.size(); ++k) {
+      execute(k, st);
+      if (watch)
+        for (std::size_t o = 0; o < steps_[k].outputs.size(); ++o)
+          if (steps_[k].outputs[o] >= 0) watch(steps_[k].n->output(o)->name(), st.owned[static_cast<std::size_t>(steps_[k].outputs[o])]);
+      release(k, st);
+    }
+    return outputs(st);
+  }
+
+  /// Runs the graph on several batches in lockstep: every batch passes a node before any batch
+  /// runs the next one, and `edit` sees each produced tensor of all batches at once. It may change
+  /// them in place (later nodes read the changed values) and may change initializers of nodes not
+  /// run yet. This is how a layer-by-layer correction (bias correction) measures a layer over all
+  /// samples, corrects it and goes on, in one run instead of one run per layer. Memory is the
+  /// live set of all batches together. Returns each batch's graph outputs.
+  std::vector<std::vector<tensor>> run_lockstep(const std::vector<std::unordered_map<std::string, const tensor*>>& batches,
+                                                const lockstep_editor& edit) {
+    std::optional<memory_pool::scope> use_pool;
+    if (pool_) use_pool.emplace(pool_);
+    epoch_guard epoch{pool_.get()};
+    std::vector<run_state> states;
+    states.reserve(batches.size());
+    for (const auto& b : batches) states.push_back(bind(b));
+    std::vector<tensor*> produced(states.size());
+    for (std::size_t k = 0; k < steps_.size(); ++k) {
+      for (run_state& st : states) execute(k, st);
+      if (edit)
+        for (std::size_t o = 0; o < steps_[k].outputs.size(); ++o) {
+          const int s = steps_[k].outputs[o];
+          if (s < 0) continue;
+          for (std::size_t b = 0; b < states.size(); ++b) produced[b] = &states[b].owned[static_cast<std::size_t>(s)];
+          edit(steps_[k].n->output(o)->name(), produced);
+        }
+      for (run_state& st : states) release(k, st);
+    }
+    std::vector<std::vector<tensor>> result;
+    for (run_state& st : states) result.push_back(outputs(st));
+    return result;
+  }
+
+ private:
+  /// The tensors of one run: slot -> the tensor it reads (an input, a constant or an owned one).
+  struct run_state {
+    std::vector<const tensor*> slot;
+    std::vector<tensor> owned;
+  };
+  // The pool keeps what a run needed, for the next one (also when a kernel throws).
+  struct epoch_guard {
+    memory_pool* pool;
+    ~epoch_guard() {
+      if (pool) pool->end_epoch();
+    }
+  };
+
+  run_state bind(const std::unordered_map<std::string, const tensor*>& inputs) const {
+    const graph& g = model_.main_graph();
+    run_state st{std::vector<const tensor*>(slot_count_, nullptr), std::vector<tensor>(slot_count_)};
     for (const auto& kv : inputs) {
       auto it = slot_of_.find(kv.first);
       if (it == slot_of_.end() || !g.find_value(kv.first)->is_graph_input())
         throw_error(errc::invalid_argument, "input '" + kv.first + "'", "the model has no graph input of that name");
       if (!kv.second) throw_error(errc::invalid_argument, "input '" + kv.first + "'", "is null");
       check_input(*g.find_value(kv.first), *kv.second);
-      slot[it->second] = kv.second;
+      st.slot[it->second] = kv.second;
     }
     for (const auto& name : required_inputs_)
-      if (!slot[slot_of_.at(name)]) throw_error(errc::invalid_argument, "input '" + name + "'", "is required but was not given");
+      if (!st.slot[slot_of_.at(name)]) throw_error(errc::invalid_argument, "input '" + name + "'", "is required but was not given");
     for (const auto& [s, t] : constants_)
-      if (!slot[s]) slot[s] = t;
-    if (watch)
-      for (const value* v : g.inputs())
-        if (const tensor* t = slot[slot_of_.at(v->name())]) watch(v->name(), *t);
+      if (!st.slot[s]) st.slot[s] = t;
+    return st;
+  }
 
-    std::vector<tensor> outs;
-    for (std::size_t k = 0; k < steps_.size(); ++k) {
-      const step& st = steps_[k];
-      std::vector<const tensor*> ins;
-      ins.reserve(st.inputs.size());
-      for (int s : st.inputs) {
-        const tensor* t = s < 0 ? nullptr : slot[static_cast<std::size_t>(s)];
-        if (s >= 0 && !t) throw_error(errc::invalid_model, st.n->context(), "reads a value that was never computed");
-        ins.push_back(t);
-      }
-      outs.clear();
-      outs.resize(st.outputs.size());
-      std::vector<tensor*> reusable(ins.size(), nullptr);
-      for (std::size_t i : st.reusable) {
-        const auto s = static_cast<std::size_t>(st.inputs[i]);
-        if (slot[s] == &owned[s]) reusable[i] = &owned[s];
-      }
-      op_context ctx(*st.n, st.opset, std::move(ins), outs, opts_.threads, std::move(reusable));
-      st.entry->run(ctx);
-      for (std::size_t o = 0; o < st.outputs.size(); ++o) {
-        const int s = st.outputs[o];
-        if (s < 0) continue;
-        if (outs[o].dtype() == dtype::undefined)
-          throw_error(errc::invalid_model, st.n->context(), "did not produce output " + std::to_string(o));
-        owned[static_cast<std::size_t>(s)] = std::move(outs[o]);
-        slot[static_cast<std::size_t>(s)] = &owned[static_cast<std::size_t>(s)];
-        if (watch) watch(st.n->output(o)->name(), owned[static_cast<std::size_t>(s)]);
-      }
-      for (int s : st.release) {  // last use was this step
-        owned[static_cast<std::size_t>(s)] = tensor();
-        slot[static_cast<std::size_t>(s)] = nullptr;
-      }
+  /// Runs step k's kernel and stores its outputs in `st`.
+  void execute(std::size_t k, run_state& st) {
+    const step& sp = steps_[k];
+    std::vector<const tensor*> ins;
+    ins.reserve(sp.inputs.size());
+    for (int s : sp.inputs) {
+      const tensor* t = s < 0 ? nullptr : st.slot[static_cast<std::size_t>(s)];
+      if (s >= 0 && !t) throw_error(errc::invalid_model, sp.n->context(), "reads a value that was never computed");
+      ins.push_back(t);
     }
+    std::vector<tensor> outs(sp.outputs.size());
+    std::vector<tensor*> reusable(ins.size(), nullptr);
+    for (std::size_t i : sp.reusable) {
+      const auto s = static_cast<std::size_t>(sp.inputs[i]);
+      if (st.slot[s] == &st.owned[s]) reusable[i] = &st.owned[s];
+    }
+    op_context ctx(*sp.n, sp.opset, std::move(ins), outs, opts_.threads, std::move(reusable));
+    sp.entry->run(ctx);
+    for (std::size_t o = 0; o < sp.outputs.size(); ++o) {
+      const int s = sp.outputs[o];
+      if (s < 0) continue;
+      if (outs[o].dtype() == dtype::undefined) throw_error(errc::invalid_model, sp.n->context(), "did not produce output " + std::to_string(o));
+      st.owned[static_cast<std::size_t>(s)] = std::move(outs[o]);
+      st.slot[static_cast<std::size_t>(s)] = &st.owned[static_cast<std::size_t>(s)];
+    }
+  }
+
+  /// Frees the values whose last use was step k.
+  void release(std::size_t k, run_state& st) const {
+    for (int s : steps_[k].release) {
+      st.owned[static_cast<std::size_t>(s)] = tensor();
+      st.slot[static_cast<std::size_t>(s)] = nullptr;
+    }
+  }
+
+  std::vector<tensor> outputs(run_state& st) const {
     std::vector<tensor> result;
     for (std::size_t i = 0; i < output_slots_.size(); ++i) {
-      const tensor* t = slot[output_slots_[i]];
+      const tensor* t = st.slot[output_slots_[i]];
       if (!t) throw_error(errc::invalid_model, "graph output '" + output_names_[i] + "'", "was not computed");
       // Move a computed output out; clone one that is also an input, a constant or listed twice.
-      tensor copy = (!output_shared_[i] && t == &owned[output_slots_[i]]) ? std::move(owned[output_slots_[i]]) : t->clone();
+      tensor copy = (!output_shared_[i] && t == &st.owned[output_slots_[i]]) ? std::move(st.owned[output_slots_[i]]) : t->clone();
       copy.set_name(output_names_[i]);
       result.push_back(std::move(copy));
     }
     return result;
   }
 
- private:
   struct step {
     const node* n;
     const op_entry* entry;
