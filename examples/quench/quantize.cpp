@@ -339,9 +339,13 @@ void run_quantize(const quantize_args& a) {
     std::printf("bias correction: %zu layers in %d passes (largest shift %.4g)\n", rep.bias_correction.layers.size(), rep.bias_correction.passes,
                 largest);
   }
-  std::printf("%s: %zu activations, %zu weights, %zu int32 biases quantized; %zu Relu/Clip absorbed; %zu layer(s) kept in float\n",
+  const std::size_t widened_16 = static_cast<std::size_t>(std::count(r.precision.begin(), r.precision.end(), "int16"));
+  const std::size_t in_float = r.fell_back.size() - std::min(widened_16, r.fell_back.size());
+  std::printf("%s: %zu activations, %zu weights, %zu int32 biases quantized; %zu Relu/Clip absorbed; %zu layer(s) kept in float",
               rep.profile.c_str(), rep.inserted.activations.size(), rep.inserted.weights.size(), rep.inserted.biases.size(),
-              rep.plan.absorbed.size(), r.fell_back.size());
+              rep.plan.absorbed.size(), in_float);
+  if (widened_16) std::printf(", %zu with 16-bit inputs", widened_16);
+  std::printf("\n");
   std::printf("model: %s %ju bytes -> %s %ju bytes (%.2fx); weights %zu -> %zu bytes\n", a.input.c_str(), static_cast<std::uintmax_t>(in_size),
               a.output.c_str(), static_cast<std::uintmax_t>(out_size), static_cast<double>(in_size) / static_cast<double>(out_size),
               rep.inserted.weight_bytes_before, rep.inserted.weight_bytes_after);
@@ -372,7 +376,8 @@ void run_quantize(const quantize_args& a) {
                     i < r.precision.size() ? r.precision[i].c_str() : "float", db_text(r.sqnr_after[i]).c_str());
     }
     if (!std::isnan(a.target_sqnr) && !r.target_met)
-      std::printf("warning: target %.2f dB not met with %zu layer(s) in float\n", a.target_sqnr, r.fell_back.size());
+      std::printf("warning: target %.2f dB not met with %zu layer(s) widened (%zu in float, %zu with 16-bit inputs)\n", a.target_sqnr,
+                  r.fell_back.size(), in_float, widened_16);
     const std::size_t shown = std::min<std::size_t>(r.errors.tensors.size(), static_cast<std::size_t>(std::max<std::int64_t>(a.show, 0)));
     if (shown) {
       std::printf("worst %zu of %zu quantized tensors:\n  %-44s %9s %9s %12s\n", shown, r.errors.tensors.size(), "tensor", "SQNR dB", "cosine",
