@@ -49,7 +49,7 @@ struct quantize_args {
   std::string labels;
   std::string method = "auto", weight_method = "minmax";
   std::string activation_type, weight_type;
-  bool cle = false, bias_correction = false;
+  bool cle = false, bias_correction = false, bias_correction_data_free = false;
   bool per_tensor = false, reduce_range = false, symmetric_activations = false, no_bias = false, no_preprocess = false, quiet = false;
   std::int64_t block_size = 0;
   std::vector<std::string> exclude, exclude_tensors, op_types, ranges, types;
@@ -174,6 +174,7 @@ void run_quantize(const quantize_args& a) {
   opt.preprocess = !a.no_preprocess;
   opt.equalize = a.cle;
   opt.correct_bias = a.bias_correction;
+  opt.correct_bias_data_free = a.bias_correction_data_free;
   if (a.smooth_quant == "auto") {
     opt.smooth_quant_search = true;
   } else if (!a.smooth_quant.empty()) {
@@ -336,8 +337,12 @@ void run_quantize(const quantize_args& a) {
   if (!rep.bias_correction.layers.empty()) {
     double largest = 0;
     for (const auto& l : rep.bias_correction.layers) largest = std::max(largest, l.max_shift);
-    std::printf("bias correction: %zu layers in %d passes (largest shift %.4g)\n", rep.bias_correction.layers.size(), rep.bias_correction.passes,
-                largest);
+    if (rep.bias_correction.data_free)
+      std::printf("data-free bias correction: %zu layers from BatchNorm statistics (largest shift %.4g)\n", rep.bias_correction.layers.size(),
+                  largest);
+    else
+      std::printf("bias correction: %zu layers in %d passes (largest shift %.4g)\n", rep.bias_correction.layers.size(), rep.bias_correction.passes,
+                  largest);
   }
   const std::size_t widened_16 = static_cast<std::size_t>(std::count(r.precision.begin(), r.precision.end(), "int16"));
   const std::size_t in_float = r.fell_back.size() - std::min(widened_16, r.fell_back.size());
@@ -509,6 +514,8 @@ void add_quantize_command(CLI::App& app) {
   cmd->add_flag("--float-bias", a.no_bias, "keep biases in float (no int32 bias DequantizeLinear)");
   cmd->add_flag("--cle", a.cle, "cross-layer equalization of Conv/Gemm pairs before quantizing (helps per-tensor weights most)");
   cmd->add_flag("--bias-correction", a.bias_correction, "correct each quantized Conv/Gemm's bias so its output means match the float model's");
+  cmd->add_flag("--bias-correction-data-free", a.bias_correction_data_free,
+                "correct the biases without data, from the folded BatchNorm statistics before each layer (DFQ); for weight-only models too");
   cmd->add_option("--smooth-quant", a.smooth_quant,
                   "SmoothQuant for MatMul/Gemm activations with outlier channels: an alpha (e.g. 0.5), or auto (alpha searched per layer)");
   cmd->add_flag("--no-preprocess", a.no_preprocess, "skip the clean-up passes (constants, BatchNorm folding, ...)");

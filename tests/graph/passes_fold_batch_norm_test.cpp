@@ -47,12 +47,17 @@ void conv_case(bool with_bias) {
   g.add_output(*g.find_value("y"));
   g.check_invariants();
 
-  const auto r = quench::passes::fold_batch_norm(m);
+  quench::passes::batch_norm_statistics stats;
+  const auto r = quench::passes::fold_batch_norm(m, &stats);
   g.check_invariants();
   CHECK(r.rewrites == 1);
   CHECK(r.kept.empty());
   CHECK(count_ops(g, "BatchNormalization") == 0);
   CHECK(conv.output(0)->name() == "y");
+  // The folded output's statistics: channel c ~ N(B[c], scale[c]^2).
+  REQUIRE(stats.count("y"));
+  CHECK(stats["y"].mean == std::vector<double>{0.25, -1.0});
+  CHECK(stats["y"].stddev == std::vector<double>{2.0, 0.5});
   CHECK(g.outputs()[0] == conv.output(0));
   CHECK(conv.input(1)->name() == "W");  // only the Conv read it: replaced under its name
   check_close(data<float>(conv.input(1)), {1 * p.s(0), 2 * p.s(0), 3 * p.s(1), 4 * p.s(1)});

@@ -61,3 +61,35 @@ TEST_CASE("standard_passes: an exported-looking model comes out as Conv -> Relu 
   CHECK(g.find_value("idx") == nullptr);
   CHECK(r.total_rewrites() >= 10);
 }
+
+TEST_CASE("standard_passes: BatchNorm statistics are kept for folded outputs, dropped when a later fold changes that output") {
+  auto build = [](quench::model& m, bool mul_after) {
+    m.set_opset("", 13);
+    graph& g = m.main_graph();
+    auto& x = g.add_input("x", 1, dims({1, 1, 2, 2}));
+    auto& w = g.add_initializer(floats({2, 1, 1, 1}, {1, 2}, "W"));
+    auto& conv = g.add_node("Conv", {&x, &w}, {"c"});
+    auto& sc = g.add_initializer(floats({2}, {2, -0.5f}, "scale"));
+    auto& b = g.add_initializer(floats({2}, {0.25f, 1}, "B"));
+    auto& mean = g.add_initializer(floats({2}, {0, 0}, "mean"));
+    auto& var = g.add_initializer(floats({2}, {1, 1}, "var"));
+    auto& bn = g.add_node("BatchNormalization", {conv.output(0), &sc, &b, &mean, &var}, {"bn"});
+    quench::value* y = bn.output(0);
+    if (mul_after) {
+      auto& s = g.add_initializer(floats({2, 1, 1}, {3, 4}, "s"));
+      y = g.add_node("Mul", {y, &s}, {"m"}).output(0);
+    }
+    g.add_output(*g.add_node("Relu", {y}, {"r"}).output(0));
+  };
+  quench::model plain, scaled;
+  build(plain, false);
+  build(scaled, true);
+  const auto r = quench::passes::standard_passes(plain);
+  REQUIRE(r.bn_statistics.count("bn"));
+  CHECK(r.bn_statistics.at("bn").mean == std::vector<double>{0.25, 1});
+  CHECK(r.bn_statistics.at("bn").stddev == std::vector<double>{2, 0.5});
+  // Conv -> BN -> Mul: the Mul is folded into the conv, whose output is now "m", scaled.
+  const auto rs = quench::passes::standard_passes(scaled);
+  CHECK(rs.fold_conv_mul_add.rewrites == 1);
+  CHECK(rs.bn_statistics.empty());
+}

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <stdexcept>
+
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -76,6 +78,21 @@ TEST_CASE("equalize: pairs through Relu/MaxPool and depthwise convs, function ke
   CHECK(r.pairs[1].consumer == "conv3");
   CHECK(r.pairs[0].spread_before > 100);
   CHECK(r.pairs[0].spread_after < r.pairs[0].spread_before / 20);
+  // output_scale says what each of the producer's output channels was multiplied by.
+  {
+    auto weight_of = [](const quench::model& mm, const std::string& node) -> const quench::tensor& {
+      for (const quench::node* n : mm.main_graph().nodes())
+        if (n->name() == node) return *n->input(1)->initializer();
+      throw std::runtime_error("no node " + node);
+    };
+    const quench::tensor& w0 = weight_of(ref, "conv1");
+    const quench::tensor& w1 = weight_of(m, "conv1");
+    const auto& f = r.pairs[0].output_scale;
+    REQUIRE(f.size() == static_cast<std::size_t>(w0.shape()[0]));
+    const std::size_t per = w0.shape().inner(0);
+    for (std::size_t i = 0; i < w0.size(); ++i)
+      CHECK(w1.view<float>()[i] == doctest::Approx(w0.view<float>()[i] * f[i / per]).epsilon(1e-5));
+  }
   // The float function is unchanged (up to float rounding).
   quench::data::tensor_source data(inputs());
   CHECK(quench::pipeline::compare_models(ref, m, data, {}).output_sqnr_db() > 100);

@@ -76,6 +76,9 @@ struct quantize_options {
   /// Empirical bias correction after the Q/DQ insertion (bias_correction.hpp): per-channel output
   /// means of every quantized Conv/Gemm matched to the float model's on calibration samples.
   bool correct_bias = false;
+  /// Data-free bias correction instead (correct_biases_data_free): each Conv/Gemm after a folded
+  /// BatchNorm corrects its bias from that BatchNorm's statistics, without running any data.
+  bool correct_bias_data_free = false;
   /// SmoothQuant's migration strength for MatMul/Gemm activations with outlier channels
   /// (recover/smooth_quant.hpp); NaN: off.
   double smooth_quant_alpha = std::numeric_limits<double>::quiet_NaN();
@@ -188,6 +191,7 @@ inline std::string settings_text(const quantize_options& o, const std::string& m
   s += ";method=" + method + ";weight_method=" + (o.weights == weight_method::mse ? "mse" : "minmax");
   if (o.equalize) s += ";cle=1";
   if (o.correct_bias) s += ";bias_correction=1";
+  if (o.correct_bias_data_free) s += ";bias_correction=data_free";
   if (!std::isnan(o.smooth_quant_alpha)) s += ";smooth_quant_alpha=" + calib::detail::number_text(o.smooth_quant_alpha);
   if (o.smooth_quant_search) s += ";smooth_quant_search=1";
   if (o.adaround) s += ";adaround=1;adaround_iterations=" + std::to_string(o.adaround_options.iterations);
@@ -269,7 +273,30 @@ inline quantize_report quantize_static(model& m, data::sample_source& source, co
   detail::name_all_nodes(g);
   g.topological_sort();
   const bool weights_only = profile.placement == qdq_placement::weights;
-  if (opt.equalize) report.equalization = recover::equalize(m);
+  if (opt.correct_bias && opt.correct_bias_data_free)
+    throw_error(errc::invalid_argument, "bias correction", "choose empirical or data-free bias correction, not both");
+  // The folded BatchNorms' output statistics, for data-free bias correction; equalization
+  // rescales the channels they describe.
+  passes::batch_norm_statistics bn_stats = report.preprocess.bn_statistics;
+  if (opt.equalize) {
+    report.equalization = recover::equalize(m);
+    std::unordered_map<std::string, const node*> by_name;
+    for (const node* n : g.nodes()) by_name.emplace(n->name(), n);
+    for (const recover::equalized_pair& e : report.equalization.pairs) {
+      auto pn = by_name.find(e.producer);
+      const node* producer = pn == by_name.end() ? nullptr : pn->second;
+      auto it = producer && producer->output(0) ? bn_stats.find(producer->output(0)->name()) : bn_stats.end();
+      if (it == bn_stats.end()) continue;
+      if (it->second.mean.size() != e.output_scale.size()) {
+        bn_stats.erase(it);
+        continue;
+      }
+      for (std::size_t c = 0; c < e.output_scale.size(); ++c) {
+        it->second.mean[c] *= e.output_scale[c];
+        it->second.stddev[c] *= std::fabs(e.output_scale[c]);
+      }
+    }
+  }
   if ((!std::isnan(opt.smooth_quant_alpha) || opt.smooth_quant_search) && !weights_only) {
     recover::smooth_quant_options so;
     if (!std::isnan(opt.smooth_quant_alpha)) so.alpha = opt.smooth_quant_alpha;
@@ -285,6 +312,7 @@ inline quantize_report quantize_static(model& m, data::sample_source& source, co
     }
     const auto stats = recover::activation_channel_absmax(m, source, targets, so);
     report.smoothing = recover::smooth_quant(m, stats, so);
+    if (!report.smoothing.activations.empty()) bn_stats.clear();  // it may have rescaled a layer they describe
     report.smoothing.search = std::move(search);
   }
 
@@ -469,7 +497,17 @@ inline quantize_report quantize_static(model& m, data::sample_source& source, co
     bo.executor = opt.calibration.executor;
     float_means = layer_output_means(m, source, outputs, bo);
   }
+  kernel_sums float_sums;
+  if (opt.correct_bias_data_free) {
+    std::vector<std::string> layers;
+    std::unordered_map<std::string, const node*> by_name;
+    for (const node* n : g.nodes()) by_name.emplace(n->name(), n);
+    for (const planned_weight& pw : plan.weights)
+      if (pw.input == 1 && (by_name.at(pw.node)->is("Conv") || by_name.at(pw.node)->is("Gemm"))) layers.push_back(pw.node);
+    float_sums = layer_kernel_sums(m, layers);
+  }
   report.inserted = insert_qdq(m, plan, params, wo);
+  if (opt.correct_bias_data_free) report.bias_correction = correct_biases_data_free(m, float_sums, bn_stats, profile.quantize_bias);
   if (opt.correct_bias && !weights_only) {
     bias_correction_options bo = opt.bias_correction;
     bo.executor = opt.calibration.executor;

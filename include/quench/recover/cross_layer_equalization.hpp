@@ -53,6 +53,9 @@ struct equalized_pair {
   double spread_before = 0, spread_after = 0;
   /// The Max/Min nodes in between whose constants were replaced by private per-channel copies.
   std::vector<std::string> max_min;
+  /// Factor each output channel of the producer was multiplied by, over all passes (what its
+  /// output's statistics, e.g. a folded BatchNorm's, must be multiplied by too).
+  std::vector<double> output_scale;
 };
 
 struct equalize_report {
@@ -253,11 +256,14 @@ inline equalize_report equalize(model& m, const equalize_options& opt = {}) {
 
   equalize_report report;
   std::vector<double> before(pairs.size());
+  std::vector<std::vector<double>> total(pairs.size());
+  for (std::size_t p = 0; p < pairs.size(); ++p) total[p].assign(static_cast<std::size_t>(pairs[p].first.w->shape()[pairs[p].first.out_axis]), 1.0);
   for (std::size_t p = 0; p < pairs.size(); ++p)
     before[p] = detail::spread(detail::channel_ranges(*pairs[p].first.w, pairs[p].first.out_axis), opt.min_range);
   for (int pass = 0; pass < opt.iterations; ++pass) {
     double moved = 0;
-    for (const pair_ref& pr : pairs) {
+    for (std::size_t p = 0; p < pairs.size(); ++p) {
+      const pair_ref& pr = pairs[p];
       const auto r1 = detail::channel_ranges(*pr.first.w, pr.first.out_axis);
       const auto r2 = detail::channel_ranges(*pr.second.w, pr.second.in_axis);
       std::vector<double> s(r1.size(), 1.0), inv(r1.size(), 1.0);
@@ -265,6 +271,7 @@ inline equalize_report equalize(model& m, const equalize_options& opt = {}) {
         if (r1[i] <= opt.min_range || r2[i] <= opt.min_range) continue;
         s[i] = std::sqrt(r1[i] / r2[i]);
         inv[i] = 1.0 / s[i];
+        total[p][i] *= inv[i];
         moved = std::max(moved, std::fabs(std::log(s[i])));
       }
       detail::scale_channels(*pr.first.w, pr.first.out_axis, inv);
@@ -283,6 +290,7 @@ inline equalize_report equalize(model& m, const equalize_options& opt = {}) {
     e.spread_before = before[p];
     e.spread_after = detail::spread(detail::channel_ranges(*pairs[p].first.w, pairs[p].first.out_axis), opt.min_range);
     e.max_min = pairs[p].max_min;
+    e.output_scale = std::move(total[p]);
     report.pairs.push_back(e);
   }
   return report;

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,19 @@
 #include "quench/graph/passes/detail/channel_affine.hpp"
 #include "quench/graph/passes/detail/rewrite.hpp"
 #include "quench/graph/passes/report.hpp"
+
+namespace quench::passes {
+
+/// What a folded BatchNormalization says about the distribution of its output: channel c is
+/// about N(mean[c], stddev[c]^2) on the data it was trained on (its B and |scale|). Data-free
+/// bias correction (DFQ, Nagel et al. 2019) estimates a layer's input mean from it.
+struct channel_gaussian {
+  std::vector<double> mean, stddev;
+};
+/// Output value name of the folded operator (the BatchNorm's output name) -> its statistics.
+using batch_norm_statistics = std::map<std::string, channel_gaussian>;
+
+}  // namespace quench::passes
 
 namespace quench::detail {
 
@@ -68,9 +82,9 @@ inline bool batch_norm_affine(const node& bn, std::int64_t opset, std::int64_t c
   return true;
 }
 
-inline void fold_batch_norm_in(graph& g, std::int64_t opset, passes::pass_report& r) {
+inline void fold_batch_norm_in(graph& g, std::int64_t opset, passes::pass_report& r, passes::batch_norm_statistics* stats) {
   for (node* n : g.nodes()) {
-    for (graph* sub : n->subgraphs()) fold_batch_norm_in(*sub, opset, r);
+    for (graph* sub : n->subgraphs()) fold_batch_norm_in(*sub, opset, r, nullptr);  // names are per graph
     if (!n->is("BatchNormalization")) continue;
     if (n->inputs().size() != 5)
       throw_error(errc::invalid_model, n->context(),
@@ -90,6 +104,12 @@ inline void fold_batch_norm_in(graph& g, std::int64_t opset, passes::pass_report
     if (!batch_norm_affine(*n, opset, site->channels, site->type, scale, shift, why)) {
       r.kept.push_back(n->context() + ": " + why);
       continue;
+    }
+    if (stats) {
+      passes::channel_gaussian cg;
+      cg.mean = to_doubles(*constant_tensor(n->input(2)));
+      for (double v : to_doubles(*constant_tensor(n->input(1)))) cg.stddev.push_back(std::fabs(v));
+      (*stats)[n->output(0)->name()] = std::move(cg);
     }
     apply_channel_affine(*site, scale, shift);
     value& y = *site->op->output(0);
@@ -113,23 +133,24 @@ namespace quench::passes {
 /// Kept (with a reason in the report): parameters that are not initializers, types other than
 /// float/double, training mode, spatial = 0 (opset < 9), intermediates with other consumers.
 /// Throws for parameters whose shape is not [C] or a non-positive var + epsilon. `rewrites`
-/// counts folded BatchNormalization nodes.
+/// counts folded BatchNormalization nodes. With `stats`, each main-graph fold records its output's
+/// channel statistics there (see channel_gaussian).
 ///
 ///     // x -> Conv(W) -> BatchNormalization(scale, B, mean, var) -> y
 ///     quench::passes::fold_batch_norm(model);
 ///     // x -> Conv(W', B') -> y
-inline pass_report fold_batch_norm(graph& g, std::int64_t opset) {
+inline pass_report fold_batch_norm(graph& g, std::int64_t opset, batch_norm_statistics* stats = nullptr) {
   detail::check_opset(opset);
   pass_report r;
-  detail::fold_batch_norm_in(g, opset, r);
+  detail::fold_batch_norm_in(g, opset, r, stats);
   return r;
 }
 
 /// The same on a model's main graph, with the model's ai.onnx opset.
-inline pass_report fold_batch_norm(model& m) {
+inline pass_report fold_batch_norm(model& m, batch_norm_statistics* stats = nullptr) {
   const std::int64_t opset = detail::default_opset(m);
   if (opset == 0) return {};
-  return fold_batch_norm(m.main_graph(), opset);
+  return fold_batch_norm(m.main_graph(), opset, stats);
 }
 
 }  // namespace quench::passes

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 
 #include "quench/graph/graph.hpp"
 #include "quench/graph/model.hpp"
@@ -31,6 +32,9 @@ struct standard_options {
 struct standard_report {
   pass_report constants_to_initializers, remove_identity, fold_constants, fold_batch_norm, fold_conv_mul_add,
       remove_dead_code;
+  /// The folded BatchNorms' output statistics (for data-free bias correction); an entry whose
+  /// value a later Mul/Add fold changed is dropped.
+  batch_norm_statistics bn_statistics;
 
   std::size_t total_rewrites() const noexcept {
     return constants_to_initializers.rewrites + remove_identity.rewrites + fold_constants.rewrites +
@@ -58,8 +62,15 @@ inline standard_report standard_passes(graph& g, std::int64_t opset, const stand
   // Each round removes at least one node, so this ends; notes of the last round say what stayed.
   for (bool again = o.fold_batch_norm || o.fold_conv_mul_add; again;) {
     pass_report bn, ma;
-    if (o.fold_batch_norm) bn = fold_batch_norm(g, opset);
+    if (o.fold_batch_norm) bn = fold_batch_norm(g, opset, &r.bn_statistics);
     if (o.fold_conv_mul_add) ma = fold_conv_mul_add(g, opset);
+    // A Mul/Add folded after a BatchNorm renamed or rescaled its output: those statistics no
+    // longer describe a layer output of that name.
+    for (auto it = r.bn_statistics.begin(); it != r.bn_statistics.end();) {
+      const value* v = g.find_value(it->first);
+      const bool conv_output = v && v->producer() && (v->producer()->is("Conv") || v->producer()->is("ConvTranspose") || v->producer()->is("Gemm"));
+      it = conv_output ? std::next(it) : r.bn_statistics.erase(it);
+    }
     r.fold_batch_norm.rewrites += bn.rewrites;
     r.fold_conv_mul_add.rewrites += ma.rewrites;
     r.fold_batch_norm.kept = std::move(bn.kept);
