@@ -49,7 +49,7 @@ struct quantize_args {
   std::string labels;
   std::string method = "auto", weight_method = "minmax";
   std::string activation_type, weight_type;
-  bool cle = false, bias_correction = false, bias_correction_data_free = false;
+  bool cle = false, bias_correction = false, bias_correction_data_free = false, absorb_bias = false;
   bool per_tensor = false, reduce_range = false, symmetric_activations = false, no_bias = false, no_preprocess = false, quiet = false;
   std::int64_t block_size = 0;
   std::vector<std::string> exclude, exclude_tensors, op_types, ranges, types;
@@ -175,6 +175,7 @@ void run_quantize(const quantize_args& a) {
   opt.equalize = a.cle;
   opt.correct_bias = a.bias_correction;
   opt.correct_bias_data_free = a.bias_correction_data_free;
+  opt.absorb_high_bias = a.absorb_bias;
   if (a.smooth_quant == "auto") {
     opt.smooth_quant_search = true;
   } else if (!a.smooth_quant.empty()) {
@@ -333,6 +334,11 @@ void run_quantize(const quantize_args& a) {
     }
     std::printf("AdaRound: %zu layers in %.1f s, %zu of %zu weights rounded the other way; layer output MSE %.4g -> %.4g (sum)\n",
                 rep.adaround.layers.size(), seconds_ar + rep.adaround.collect_seconds, flipped, elements, nearest, learned);
+  }
+  if (!rep.absorption.pairs.empty()) {
+    double largest = 0;
+    for (const auto& p : rep.absorption.pairs) largest = std::max(largest, p.largest);
+    std::printf("high-bias absorption: %zu layer pairs (largest shift %.4g)\n", rep.absorption.pairs.size(), largest);
   }
   if (!rep.bias_correction.layers.empty()) {
     double largest = 0;
@@ -514,6 +520,8 @@ void add_quantize_command(CLI::App& app) {
   cmd->add_flag("--float-bias", a.no_bias, "keep biases in float (no int32 bias DequantizeLinear)");
   cmd->add_flag("--cle", a.cle, "cross-layer equalization of Conv/Gemm pairs before quantizing (helps per-tensor weights most)");
   cmd->add_flag("--bias-correction", a.bias_correction, "correct each quantized Conv/Gemm's bias so its output means match the float model's");
+  cmd->add_flag("--absorb-bias", a.absorb_bias,
+                "DFQ high-bias absorption: what a Relu after a folded BatchNorm always passes moves into the next layer's bias (nearly exact)");
   cmd->add_flag("--bias-correction-data-free", a.bias_correction_data_free,
                 "correct the biases without data, from the folded BatchNorm statistics before each layer (DFQ); for weight-only models too");
   cmd->add_option("--smooth-quant", a.smooth_quant,

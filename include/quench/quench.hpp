@@ -96,6 +96,7 @@
 
 #include "quench/recover/adaround.hpp"
 #include "quench/recover/cross_layer_equalization.hpp"
+#include "quench/recover/high_bias_absorption.hpp"
 #include "quench/recover/observe_samples.hpp"
 #include "quench/recover/smooth_quant.hpp"
 #include "quench/runtime/executor.hpp"

@@ -166,24 +166,9 @@ TEST_CASE("data-free bias correction from folded BatchNorm statistics moves laye
   for (int layer = 0; layer < 2; ++layer) {
     const auto m = bn_chain(mean, var);
     auto d = data();
-    std::vector<double> s1(8, 0), s2(8, 0);
-    double count = 0;
-    const std::string name = "c" + std::to_string(layer + 1);
-    quench::recover::observe_samples(m, d, 256, 32, {}, [&](const std::string& n, const quench::tensor& t) {
-      if (n != name) return;
-      const auto x = t.view<float>();
-      const std::size_t inner = t.shape().inner(1);
-      for (std::size_t i = 0; i < x.size(); ++i) {
-        const std::size_t c = (i / inner) % 8;
-        s1[c] += x[i];
-        s2[c] += static_cast<double>(x[i]) * x[i];
-      }
-      count += static_cast<double>(x.size()) / 8;
-    });
-    for (std::size_t c = 0; c < 8; ++c) {
-      mean[static_cast<std::size_t>(layer)][c] = static_cast<float>(s1[c] / count);
-      var[static_cast<std::size_t>(layer)][c] = static_cast<float>(s2[c] / count - (s1[c] / count) * (s1[c] / count));
-    }
+    const auto mv = quench_test::channel_moments(m, d, "c" + std::to_string(layer + 1));
+    mean[static_cast<std::size_t>(layer)] = mv.first;
+    var[static_cast<std::size_t>(layer)] = mv.second;
   }
   const auto ref = bn_chain(mean, var);
   const std::vector<std::string> outs{"b2", "y"};  // conv2 and conv3 outputs (conv1 reads the raw input: no statistics)

@@ -10,8 +10,36 @@
 #include "quench/core/tensor.hpp"
 #include "quench/data/sample_source.hpp"
 #include "quench/graph/model.hpp"
+#include "quench/recover/observe_samples.hpp"
 
 namespace quench_test {
+
+/// Per-channel (axis 1) mean and variance of tensor `name` of `m` over all of `data`: what a
+/// BatchNormalization reading it would have learned.
+inline std::pair<std::vector<float>, std::vector<float>> channel_moments(const quench::model& m, quench::data::sample_source& data,
+                                                                         const std::string& name) {
+  std::vector<double> s1, s2;
+  double count = 0;
+  quench::recover::observe_samples(m, data, data.size(), 32, {}, [&](const std::string& n, const quench::tensor& t) {
+    if (n != name) return;
+    const auto x = t.view<float>();
+    const std::size_t channels = static_cast<std::size_t>(t.shape()[1]), inner = t.shape().inner(1);
+    s1.resize(channels, 0.0);
+    s2.resize(channels, 0.0);
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const std::size_t c = (i / inner) % channels;
+      s1[c] += x[i];
+      s2[c] += static_cast<double>(x[i]) * x[i];
+    }
+    count += static_cast<double>(x.size()) / static_cast<double>(channels);
+  });
+  std::vector<float> mean(s1.size()), var(s1.size());
+  for (std::size_t c = 0; c < s1.size(); ++c) {
+    mean[c] = static_cast<float>(s1[c] / count);
+    var[c] = static_cast<float>(s2[c] / count - (s1[c] / count) * (s1[c] / count));
+  }
+  return {mean, var};
+}
 
 inline quench::tensor random_tensor(quench::shape s, const std::string& name, std::uint32_t seed, float spread = 1.f, float mean = 0.f) {
   quench::tensor t(quench::dtype::float32, std::move(s), name);

@@ -1,10 +1,9 @@
 #include <doctest/doctest.h>
 
-#include <stdexcept>
-
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 

@@ -41,6 +41,7 @@
 #include "quench/graph/passes/standard.hpp"
 #include "quench/graph/passes/upgrade_opset.hpp"
 #include "quench/pipeline/bias_correction.hpp"
+#include "quench/recover/high_bias_absorption.hpp"
 #include "quench/pipeline/insert_qdq.hpp"
 #include "quench/pipeline/qdq_plan.hpp"
 #include "quench/pipeline/quant_profile.hpp"
@@ -79,6 +80,10 @@ struct quantize_options {
   /// Data-free bias correction instead (correct_biases_data_free): each Conv/Gemm after a folded
   /// BatchNorm corrects its bias from that BatchNorm's statistics, without running any data.
   bool correct_bias_data_free = false;
+  /// DFQ's high-bias absorption after CLE (recover/high_bias_absorption.hpp): the part of a folded
+  /// BatchNorm's output that a Relu always passes moves into the next layer's bias. Not exactly
+  /// function-preserving (values below mean - 3 stddev, zero-padded borders).
+  bool absorb_high_bias = false;
   /// SmoothQuant's migration strength for MatMul/Gemm activations with outlier channels
   /// (recover/smooth_quant.hpp); NaN: off.
   double smooth_quant_alpha = std::numeric_limits<double>::quiet_NaN();
@@ -132,6 +137,7 @@ struct quantize_report {
   passes::upgrade_report upgrade;  ///< what the opset upgrade did (nothing when none was needed)
   passes::standard_report preprocess;
   recover::equalize_report equalization;  ///< empty unless quantize_options::equalize
+  recover::absorption_report absorption;   ///< empty unless quantize_options::absorb_high_bias
   bias_correction_report bias_correction;  ///< empty unless quantize_options::correct_bias
   recover::smooth_quant_report smoothing;  ///< empty unless quantize_options::smooth_quant_alpha
   /// With quantize_options::adaround: each layer's result, and the qparams and integer values used
@@ -192,6 +198,7 @@ inline std::string settings_text(const quantize_options& o, const std::string& m
   if (o.equalize) s += ";cle=1";
   if (o.correct_bias) s += ";bias_correction=1";
   if (o.correct_bias_data_free) s += ";bias_correction=data_free";
+  if (o.absorb_high_bias) s += ";high_bias_absorption=1";
   if (!std::isnan(o.smooth_quant_alpha)) s += ";smooth_quant_alpha=" + calib::detail::number_text(o.smooth_quant_alpha);
   if (o.smooth_quant_search) s += ";smooth_quant_search=1";
   if (o.adaround) s += ";adaround=1;adaround_iterations=" + std::to_string(o.adaround_options.iterations);
@@ -297,6 +304,7 @@ inline quantize_report quantize_static(model& m, data::sample_source& source, co
       }
     }
   }
+  if (opt.absorb_high_bias) report.absorption = recover::absorb_high_biases(m, bn_stats);
   if ((!std::isnan(opt.smooth_quant_alpha) || opt.smooth_quant_search) && !weights_only) {
     recover::smooth_quant_options so;
     if (!std::isnan(opt.smooth_quant_alpha)) so.alpha = opt.smooth_quant_alpha;
