@@ -264,9 +264,13 @@ def ort_outputs(node, run_npy, model_path, x):
         return np.load(os.path.join(tmp, outs[0]))
 
 
-def export(model, example, path, opset, output):
+def export(model, example, path, opset, output, fold=True):
+    # fold=False keeps the BatchNormalization nodes (an eval-mode export merges them into the
+    # convs; TrainingMode.PRESERVE of a model in eval mode writes them as inference BatchNorms),
+    # so quench's data-free steps can read their statistics.
+    extra = {} if fold else {"do_constant_folding": False, "training": torch.onnx.TrainingMode.PRESERVE}
     torch.onnx.export(model, example, path, opset_version=opset, input_names=["input"], output_names=[output],
-                      dynamic_axes={"input": {0: "batch"}, output: {0: "batch"}})
+                      dynamic_axes={"input": {0: "batch"}, output: {0: "batch"}}, **extra)
     onnx.checker.check_model(onnx.load(path), full_check=True)
 
 
@@ -287,6 +291,11 @@ def main():
     model = train_mbv2(x_tr, y_tr)
     with torch.no_grad():
         acc_bn = float((model(torch.from_numpy(x_te)).argmax(1).numpy() == y_te).mean())
+    p_bn = os.path.join(args.out, "mbv2_digits_bn.onnx")
+    export(model, torch.from_numpy(x_te[:1]), p_bn, 13, "logits", fold=False)
+    n_bn = sum(n.op_type == "BatchNormalization" for n in onnx.load(p_bn).graph.node)
+    print(f"mbv2_digits_bn: the same network with its {n_bn} BatchNormalization nodes kept")
+    with torch.no_grad():
         fold_bn(model)
         plain = model(torch.from_numpy(x_te)).numpy()
     acc = float((plain.argmax(1) == y_te).mean())
