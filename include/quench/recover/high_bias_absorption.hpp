@@ -27,6 +27,7 @@
 
 #include "quench/graph/model.hpp"
 #include "quench/graph/passes/fold_batch_norm.hpp"
+#include "quench/recover/cross_layer_equalization.hpp"
 
 namespace quench::recover {
 
@@ -42,11 +43,10 @@ struct absorption_report {
 
 namespace detail {
 
+/// The float bias only `n` reads (the same rule as equalization's), or null.
 inline tensor* private_bias(node& n) {
   value* b = n.input(2);
-  if (!b || !b->is_initializer() || b->is_graph_input() || b->uses().size() != 1) return nullptr;
-  tensor* t = b->initializer();
-  return t->dtype() == dtype::float32 && t->rank() == 1 ? t : nullptr;
+  return private_float_initializer(b) && b->initializer()->rank() == 1 ? b->initializer() : nullptr;
 }
 
 /// The bias of `n`, added as zeros of `channels` when it has none; null when it cannot be changed.
