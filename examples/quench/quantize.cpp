@@ -51,6 +51,7 @@ struct quantize_args {
   std::string activation_type, weight_type;
   bool cle = false, bias_correction = false, bias_correction_data_free = false, absorb_bias = false;
   bool per_tensor = false, reduce_range = false, symmetric_activations = false, no_bias = false, no_preprocess = false, quiet = false;
+  bool no_saturation_bounds = false;
   std::int64_t block_size = 0;
   std::vector<std::string> exclude, exclude_tensors, op_types, ranges, types;
   std::string stats, report, tables;
@@ -190,6 +191,7 @@ void run_quantize(const quantize_args& a) {
   }
   opt.placement.exclude_nodes = std::set<std::string>(a.exclude.begin(), a.exclude.end());
   opt.placement.exclude_tensors = std::set<std::string>(a.exclude_tensors.begin(), a.exclude_tensors.end());
+  opt.placement.saturation_bounds = !a.no_saturation_bounds;
   opt.placement.op_types = std::set<std::string>(a.op_types.begin(), a.op_types.end());
   opt.range_overrides = parse_ranges(a.ranges);
   for (const auto& s : a.types) {
@@ -527,6 +529,8 @@ void add_quantize_command(CLI::App& app) {
   cmd->add_option("--smooth-quant", a.smooth_quant,
                   "SmoothQuant for MatMul/Gemm activations with outlier channels: an alpha (e.g. 0.5), or auto (alpha searched per layer)");
   cmd->add_flag("--no-preprocess", a.no_preprocess, "skip the clean-up passes (constants, BatchNorm folding, ...)");
+  cmd->add_flag("--no-saturation-bounds", a.no_saturation_bounds,
+                "calibrated ranges as they are, not narrowed to what the consumers can tell apart (Relu, Clip, Max/Min with a constant, behind LeakyRelu)");
   cmd->add_option("--exclude", a.exclude, "node names to keep in float");
   cmd->add_option("--exclude-tensor", a.exclude_tensors, "tensor names never to quantize");
   cmd->add_option("--op-types", a.op_types, "quantize only nodes of these op types")->delimiter(',');

@@ -21,7 +21,7 @@ TEST_CASE("recover auto: every step reported; never worse than plain; the result
   int metric_calls = 0;
   ro.metric = [&](const quench::model&) { return ++metric_calls; };
   const auto r = quench::pipeline::quantize_recover_auto(load, calib, eval, opt, ro);
-  REQUIRE(r.steps.size() == 6);
+  REQUIRE(r.steps.size() == 7);
   CHECK(r.steps[0].name == "plain");
   CHECK(r.steps[1].name == "cross-layer equalization");
   CHECK(r.steps[2].name == "SmoothQuant");
@@ -29,7 +29,8 @@ TEST_CASE("recover auto: every step reported; never worse than plain; the result
   CHECK((!r.steps[2].ran || r.steps[2].detail == "no activation with outlier channels"));
   CHECK(r.steps[3].name == "MSE weight ranges");
   CHECK(r.steps[4].name == "bias correction");
-  CHECK(r.steps[5].name == "mixed precision");
+  CHECK(r.steps[5].name == "ranges by output SQNR");
+  CHECK(r.steps[6].name == "mixed precision");
   CHECK(r.steps[0].kept);
   CHECK(r.plain_sqnr_db == r.steps[0].sqnr_db);
   double best = r.plain_sqnr_db;

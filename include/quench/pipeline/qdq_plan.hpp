@@ -63,6 +63,10 @@ struct plan_options {
   /// (ORT fuses a Gemm output without a Q): a QAT model's output fake quant clamps there, and the
   /// exported model must clamp as training did.
   std::set<std::string> quantize_outputs;
+  /// Narrow each activation range to the values its consumers can tell apart (see
+  /// detail::saturation_bounds): exact, and a Conv -> LeakyRelu -> Max(x, c) chain gets one
+  /// fine grid instead of a coarse one over values the Max discards.
+  bool saturation_bounds = true;
 };
 
 /// One activation tensor that gets QuantizeLinear -> DequantizeLinear.
@@ -168,6 +172,69 @@ inline bool activation_bounds(const node& n, std::int64_t opset, float& lo, floa
   if (n.input(1) && !constant_scalar(n.input(1), lo)) return false;
   if (n.input(2) && !constant_scalar(n.input(2), hi)) return false;
   return true;
+}
+
+/// Per tensor, the interval [lo, hi] outside which nothing downstream can tell values apart:
+/// every consumer saturates there (Relu below 0, Clip, Max(x, c) below c, Min(x, c) above c),
+/// possibly behind strictly monotone LeakyRelu or element-selecting ops (MaxPool, Reshape, ...).
+/// Clamping a tensor to it changes no graph output, so a quantizer may use it as the range's
+/// limits. tf2onnx exports LeakyRelu(0.2) -> Max(x, -0.4): the producing Conv's output matters
+/// only above -2, while its calibrated minimum is often -20. Unknown consumers and graph outputs
+/// give (-inf, inf). `g` must be topologically sorted.
+inline std::map<std::string, std::pair<float, float>> saturation_bounds(const graph& g, std::int64_t opset) {
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  std::map<std::string, std::pair<float, float>> out;
+  auto bounds_of = [&](const value* v) -> std::pair<float, float> {
+    auto it = v ? out.find(v->name()) : out.end();
+    return it == out.end() ? std::pair<float, float>{-inf, inf} : it->second;
+  };
+  // What the consumer `n` reading input `index` lets through, given its output's interval.
+  auto through = [&](const node& n, std::int64_t index) -> std::pair<float, float> {
+    const std::pair<float, float> none{-inf, inf};
+    if (index < 0 || n.outputs().empty() || !n.output(0)) return none;
+    auto [lo, hi] = bounds_of(n.output(0));
+    if (n.is("Relu") || n.is("Clip")) {
+      float a, b;
+      if (index != 0 || !activation_bounds(n, opset, a, b)) return none;
+      return {std::max(lo, a), std::min(hi, b)};
+    }
+    if (n.is("LeakyRelu")) {
+      const float alpha = n.attr_float("alpha", 0.01f);
+      if (!(alpha > 0.f)) return none;
+      return {lo < 0.f ? lo / alpha : lo, hi < 0.f ? hi / alpha : hi};
+    }
+    if ((n.is("Max") || n.is("Min")) && n.inputs().size() == 2) {
+      float c;
+      if (!constant_scalar(n.input(1 - static_cast<std::size_t>(index)), c)) return none;
+      return n.is("Max") ? std::pair<float, float>{std::max(lo, c), hi} : std::pair<float, float>{lo, std::min(hi, c)};
+    }
+    // Ops whose outputs are elements of their data input (or a constant pad): the loosest
+    // interval of their outputs.
+    if (index == 0 && is_value_preserving_op(n.op_type()) && !n.is("Resize")) {
+      std::pair<float, float> r{inf, -inf};
+      for (const value* o : n.outputs()) {
+        auto [l, h] = bounds_of(o);
+        r = {std::min(r.first, l), std::max(r.second, h)};
+      }
+      return r;
+    }
+    return none;
+  };
+  auto settle = [&](const value* v) {
+    if (!v || v->is_graph_output() || v->uses().empty()) return;
+    std::pair<float, float> r{inf, -inf};
+    for (const use& u : v->uses()) {
+      auto [l, h] = u.index == use::implicit_use ? std::pair<float, float>{-inf, inf} : through(*u.user, u.index);
+      r = {std::min(r.first, l), std::max(r.second, h)};
+    }
+    if (r.first > r.second || (r.first == -inf && r.second == inf)) return;
+    out[v->name()] = r;
+  };
+  const std::vector<node*> nodes = g.nodes();  // a copy: nodes() returns by value
+  for (auto it = nodes.rbegin(); it != nodes.rend(); ++it)
+    for (const value* v : (*it)->outputs()) settle(v);
+  for (const value* v : g.inputs()) settle(v);
+  return out;
 }
 
 /// The channel axis of a matrix op's weight (input 1), or -1 when only per tensor fits.
@@ -391,6 +458,16 @@ inline qdq_plan plan_qdq(const model& m, const quant_profile& profile, const std
     } else {
       a.readers = req;
       a.output_through_dq = forced_output;
+    }
+  }
+  if (opt.saturation_bounds) {
+    const auto saturation = detail::saturation_bounds(g, opset);
+    for (const std::string& name : order) {
+      planned_activation& a = planned.at(name);
+      auto sb = saturation.find(name);
+      if (!a.share_with.empty() || a.fixed_unit_range || sb == saturation.end()) continue;
+      a.lower_bound = std::max(a.lower_bound, sb->second.first);
+      a.upper_bound = std::min(a.upper_bound, sb->second.second);
     }
   }
   for (const std::string& name : order) plan.activations.push_back(std::move(planned.at(name)));

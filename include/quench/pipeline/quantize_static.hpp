@@ -216,6 +216,7 @@ inline std::string settings_text(const quantize_options& o, const std::string& m
   list("op_types", o.placement.op_types);
   list("exclude_nodes", o.placement.exclude_nodes);
   list("exclude_tensors", o.placement.exclude_tensors);
+  if (!o.placement.saturation_bounds) s += ";saturation_bounds=0";
   for (const auto& [t, r] : o.range_overrides) s += ";range[" + t + "]=" + calib::detail::number_text(r.min) + "," + calib::detail::number_text(r.max);
   for (const auto& [t, d] : o.type_overrides) s += ";type[" + t + "]=" + to_string(d);
   return s;

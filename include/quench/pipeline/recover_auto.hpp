@@ -16,6 +16,8 @@
 //                         searched per layer (recover/smooth_quant.hpp); transformers
 //   MSE weight ranges     per-channel (or per-tensor) clipping by squared error (weight_qparams.hpp)
 //   bias correction       quantized layers' output means matched to the float model's
+//   ranges by output      each activation's range method chosen by the output SQNR
+//                         (output_range_selection.hpp); a trial per candidate and tensor
 //   AdaRound              weights rounded up or down to reconstruct each layer's output (opt-in)
 //   mixed precision       16-bit activations, then float, for the most sensitive layers until the
 //                         target SQNR holds (fallback.hpp); skipped without a target or budget
@@ -33,6 +35,7 @@
 
 #include "quench/pipeline/error_report.hpp"
 #include "quench/pipeline/fallback.hpp"
+#include "quench/pipeline/output_range_selection.hpp"
 #include "quench/pipeline/quantize_static.hpp"
 
 namespace quench::pipeline {
@@ -42,6 +45,9 @@ struct recover_options {
   bool smooth_quant = true;  ///< SmoothQuant with the per-layer alpha search, where the model has targets
   bool mse_weights = true;
   bool correct_bias = true;
+  /// Each activation's range method chosen by the model output (output_range_selection.hpp)
+  /// instead of by its own error: one trial per candidate and tensor, after bias correction.
+  bool select_by_output = true;
   /// AdaRound (costly: minutes on a mobile CNN at the default iterations).
   bool adaround = false;
   recover::adaround_options adaround_options;
@@ -201,6 +207,22 @@ inline recover_result quantize_recover_auto(const std::function<model()>& load_f
       return rep.bias_correction.layers.empty() ? std::string("no Conv/Gemm output to correct")
                                                 : std::to_string(rep.bias_correction.layers.size()) + " layers corrected";
     });
+  }
+  if (ro.select_by_output && best_opt.select_ranges && !best_opt.table && !weights_only) {
+    if (ro.progress) ro.progress("ranges by output SQNR");
+    const auto start = clock::now();
+    output_selection_options so;
+    so.evaluation = ro.evaluation;
+    const output_selection_result sel = select_ranges_by_output(load_float, calib, eval, best_opt, so);
+    std::size_t changed = 0;
+    for (const output_choice& c : sel.choices) changed += c.method != c.mse_method;
+    quantize_options o = best_opt;
+    o.table = &sel.table;  // try_step keeps a copy of the ranges, not this pointer
+    try_step("ranges by output SQNR", std::move(o), false, [&](const quantize_report&) {
+      return std::to_string(changed) + " of " + std::to_string(sel.choices.size()) + " activations changed method (" +
+             std::to_string(sel.trials) + " trials)";
+    });
+    r.steps.back().seconds = seconds_since(start);  // the trials, not only the final build
   }
   if (ro.adaround) {
     quantize_options o = best_opt;
