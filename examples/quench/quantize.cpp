@@ -264,9 +264,7 @@ void run_quantize(const quantize_args& a) {
       };
     selection = quench::pipeline::select_ranges_by_output(load_float, *calib, *measure, opt, so);
     opt.table = &selection.table;
-    std::size_t changed = 0;
-    for (const auto& c : selection.choices) changed += c.method != c.mse_method;
-    std::printf("ranges by output SQNR: %zu of %zu activations changed method, output SQNR %s -> %s dB (%zu trials)\n", changed,
+    std::printf("ranges by output SQNR: %zu of %zu activations changed method, output SQNR %s -> %s dB (%zu trials)\n", selection.changed_methods(),
                 selection.choices.size(), db_text(selection.sqnr_before_db).c_str(), db_text(selection.sqnr_after_db).c_str(), selection.trials);
   }
 

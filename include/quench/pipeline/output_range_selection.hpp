@@ -50,6 +50,13 @@ struct output_selection_result {
   double sqnr_before_db = 0;           ///< with the per-tensor MSE choices
   double sqnr_after_db = 0;            ///< with the choices by output
   std::size_t trials = 0;
+
+  /// How many tensors got another method than their per-tensor MSE choice.
+  std::size_t changed_methods() const noexcept {
+    std::size_t n = 0;
+    for (const output_choice& c : choices) n += c.method != c.mse_method;
+    return n;
+  }
 };
 
 /// See the header comment. `opt.select_ranges` must be on (the candidates come from it); `calib`

@@ -214,12 +214,10 @@ inline recover_result quantize_recover_auto(const std::function<model()>& load_f
     output_selection_options so;
     so.evaluation = ro.evaluation;
     const output_selection_result sel = select_ranges_by_output(load_float, calib, eval, best_opt, so);
-    std::size_t changed = 0;
-    for (const output_choice& c : sel.choices) changed += c.method != c.mse_method;
     quantize_options o = best_opt;
     o.table = &sel.table;  // try_step keeps a copy of the ranges, not this pointer
     try_step("ranges by output SQNR", std::move(o), false, [&](const quantize_report&) {
-      return std::to_string(changed) + " of " + std::to_string(sel.choices.size()) + " activations changed method (" +
+      return std::to_string(sel.changed_methods()) + " of " + std::to_string(sel.choices.size()) + " activations changed method (" +
              std::to_string(sel.trials) + " trials)";
     });
     r.steps.back().seconds = seconds_since(start);  // the trials, not only the final build
