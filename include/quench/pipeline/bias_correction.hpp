@@ -37,6 +37,7 @@
 #include "quench/core/error.hpp"
 #include "quench/core/tensor.hpp"
 #include "quench/data/sample_source.hpp"
+#include "quench/data/spread_samples.hpp"
 #include "quench/graph/model.hpp"
 #include "quench/graph/passes/fold_batch_norm.hpp"
 #include "quench/quant/dequantize.hpp"
@@ -47,7 +48,7 @@
 namespace quench::pipeline {
 
 struct bias_correction_options {
-  std::int64_t samples = 64;     ///< the first N samples of the source
+  std::int64_t samples = 64;     ///< N samples spread evenly over the source
   std::int64_t batch_size = 8;
   /// Runs over the samples, each correcting every layer once; a second only removes what float
   /// rounding left (the first already measures each layer downstream of corrected ones).
@@ -126,7 +127,7 @@ inline void add_per_channel(tensor& t, const std::vector<float>& add) {
     }
 }
 
-/// Per-channel means of `names` over the first samples of `source`.
+/// Per-channel means of `names` over samples spread over `source`.
 inline std::map<std::string, std::vector<double>> channel_means(const model& m, data::sample_source& source, const std::vector<std::string>& names,
                                                                 const bias_correction_options& o) {
   std::unordered_map<std::string, std::pair<std::vector<double>, std::int64_t>> acc;
@@ -146,7 +147,7 @@ inline std::map<std::string, std::vector<double>> channel_means(const model& m, 
 
 }  // namespace detail
 
-/// Per-channel means (axis 1) of the tensors `names` of `m` over the first `o.samples` samples.
+/// Per-channel means (axis 1) of the tensors `names` of `m` over `o.samples` samples spread over `source`.
 inline std::map<std::string, std::vector<double>> layer_output_means(const model& m, data::sample_source& source,
                                                                      const std::vector<std::string>& names, const bias_correction_options& o = {}) {
   return detail::channel_means(m, source, names, o);
@@ -271,8 +272,7 @@ inline bias_correction_report correct_biases(model& qdq, const std::map<std::str
 
   // The samples, read once and kept: every pass runs all batches in lockstep.
   std::vector<data::batch> batches;
-  const std::int64_t total = std::min(source.size(), o.samples);
-  for (std::int64_t first = 0; first < total; first += o.batch_size) batches.push_back(source.read(first, std::min(o.batch_size, total - first)));
+  data::for_each_spread_batch(source, o.samples, o.batch_size, [&](data::batch& b) { batches.push_back(std::move(b)); });
   std::vector<std::unordered_map<std::string, const tensor*>> feeds(batches.size());
   for (std::size_t b = 0; b < batches.size(); ++b)
     for (auto& [name, t] : batches[b]) feeds[b].emplace(name, &t);

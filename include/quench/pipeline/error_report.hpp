@@ -25,6 +25,7 @@
 #include "quench/core/error.hpp"
 #include "quench/core/tensor.hpp"
 #include "quench/data/sample_source.hpp"
+#include "quench/data/spread_samples.hpp"
 #include "quench/graph/model.hpp"
 #include "quench/runtime/executor.hpp"
 
@@ -82,7 +83,7 @@ struct model_error_report {
 };
 
 struct compare_options {
-  std::int64_t samples = 8;     ///< the first N samples of the source (all if fewer)
+  std::int64_t samples = 8;     ///< N samples spread evenly over the source (all if fewer)
   std::int64_t batch_size = 1;  ///< samples per run
   runtime::executor_options executor;
 };
@@ -120,11 +121,9 @@ inline model_error_report compare_models(const model& reference, const model& ca
     e.name = e.compared = name;
     outputs.push_back(e);
   }
-  const std::int64_t total = std::min<std::int64_t>(source.size(), opt.samples);
+  if (opt.samples < 1) throw_error(errc::invalid_argument, "compare_models", "samples must be >= 1");
   model_error_report report;
-  for (std::int64_t first = 0; first < total; first += opt.batch_size) {
-    const std::int64_t count = std::min(opt.batch_size, total - first);
-    data::batch b = source.read(first, count);
+  report.samples = data::for_each_spread_batch(source, opt.samples, opt.batch_size, [&](data::batch& b) {
     std::unordered_map<std::string, const tensor*> feeds;
     for (auto& [name, t] : b) feeds.emplace(name, &t);
     std::unordered_map<std::string, tensor> kept;  // reference tensors of this batch, by candidate name
@@ -146,8 +145,7 @@ inline model_error_report compare_models(const model& reference, const model& ca
       const tensor& y = cand_out[static_cast<std::size_t>(at - names.begin())];
       if (x.dtype() == dtype::float32 && y.dtype() == dtype::float32) detail::accumulate(outputs[i], x, y);
     }
-    report.samples += count;
-  }
+  });
   for (auto& [name, e] : errors)
     if (e.elements > 0) report.tensors.push_back(e);
   std::stable_sort(report.tensors.begin(), report.tensors.end(),

@@ -266,7 +266,7 @@ inline std::vector<std::string> smooth_quant_targets(model& m) {
   return out;
 }
 
-/// max |x| per channel of the last axis, for each tensor of `names`, over the first samples.
+/// max |x| per channel of the last axis, for each tensor of `names`, over samples spread over `source`.
 inline std::map<std::string, std::vector<double>> activation_channel_absmax(
     const model& m, data::sample_source& source, const std::vector<std::string>& names,
     const smooth_quant_options& o = {}) {
