@@ -263,9 +263,10 @@ inline bias_correction_report correct_biases(model& qdq, const std::map<std::str
   if (o.passes < 1 || o.batch_size < 1 || o.samples < 1)
     throw_error(errc::invalid_argument, "bias correction", "passes, batch size and samples must be >= 1");
   graph& g = qdq.main_graph();
-  // Measured in the float model, with a quantized input (the int32 bias needs its scale).
-  std::vector<detail::correctable> layers = detail::correctable_layers(
-      g, [&](const node& n) { return float_means.count(n.output(0)->name()) && detail::dq_initializer(n.input(0), 1); }, o.add_int32_bias);
+  // Measured in the float model. A layer with a float input (weight-only quantization) gets a
+  // float bias: an int32 one needs the input's scale.
+  std::vector<detail::correctable> layers =
+      detail::correctable_layers(g, [&](const node& n) { return float_means.count(n.output(0)->name()) > 0; }, o.add_int32_bias);
   std::unordered_map<std::string, std::size_t> layer_of;
   for (std::size_t i = 0; i < layers.size(); ++i)
     layer_of.emplace(layers[i].output, i);

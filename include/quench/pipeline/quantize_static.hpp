@@ -283,6 +283,8 @@ inline quantize_report quantize_static(model& m, data::sample_source& source, co
   const bool weights_only = profile.placement == qdq_placement::weights;
   if (opt.correct_bias && opt.correct_bias_data_free)
     throw_error(errc::invalid_argument, "bias correction", "choose empirical or data-free bias correction, not both");
+  if (opt.correct_bias && source.size() == 0)
+    throw_error(errc::invalid_argument, "bias correction", "measures layer outputs on calibration data: give samples (--data)");
   // The folded BatchNorms' output statistics, for data-free bias correction; equalization
   // rescales the channels they describe.
   passes::batch_norm_statistics bn_stats = report.preprocess.bn_statistics;
@@ -494,7 +496,7 @@ inline quantize_report quantize_static(model& m, data::sample_source& source, co
   }
   // Bias correction measures the float layers' output means now, before the model changes.
   std::map<std::string, std::vector<double>> float_means;
-  if (opt.correct_bias && !weights_only) {
+  if (opt.correct_bias) {
     std::vector<std::string> outputs;
     std::unordered_map<std::string, const node*> by_name;
     for (const node* n : g.nodes()) by_name.emplace(n->name(), n);
@@ -517,7 +519,7 @@ inline quantize_report quantize_static(model& m, data::sample_source& source, co
   }
   report.inserted = insert_qdq(m, plan, params, wo);
   if (opt.correct_bias_data_free) report.bias_correction = correct_biases_data_free(m, float_sums, bn_stats, profile.quantize_bias);
-  if (opt.correct_bias && !weights_only) {
+  if (opt.correct_bias) {
     bias_correction_options bo = opt.bias_correction;
     bo.executor = opt.calibration.executor;
     bo.add_int32_bias = profile.quantize_bias;
