@@ -393,7 +393,7 @@ void run_quantize(const quantize_args& a) {
                   r.fell_back.size(), in_float, widened_16);
     const std::size_t shown = std::min<std::size_t>(r.errors.tensors.size(), static_cast<std::size_t>(std::max<std::int64_t>(a.show, 0)));
     if (shown) {
-      std::printf("worst %zu of %zu quantized tensors:\n  %-44s %9s %9s %12s\n", shown, r.errors.tensors.size(), "tensor", "SQNR dB", "cosine",
+      std::printf("worst %zu of %zu quantized tensors (against the float tensor within its planned bounds):\n  %-44s %9s %9s %12s\n", shown, r.errors.tensors.size(), "tensor", "SQNR dB", "cosine",
                   "max |err|");
       for (std::size_t i = 0; i < shown; ++i) {
         const auto& t = r.errors.tensors[i];

@@ -104,41 +104,9 @@ TEST_CASE("qdq_plan: exclusions, op types, symmetric activations, opset 10 per t
   }
 }
 
-namespace {
-// x -> conv1 -> c1 -> LeakyRelu(0.2) -> l1 -> Max(l1, -0.4) -> m1 -> MaxPool -> p -> conv2 -> c2
-//   -> Min(c2, 3) -> y, as tf2onnx exports Keras' LeakyRelu + maximum; p is also read by a Relu
-// whose output is a graph output.
-quench::model saturating_chain() {
-  using quench_test::random_tensor;
-  quench::model m;
-  m.set_opset("", 13);
-  auto& g = m.main_graph();
-  auto& x = g.add_input("x", 1, std::vector<quench::dim>{quench::dim{1, {}}, quench::dim{2, {}}, quench::dim{6, {}}, quench::dim{6, {}}});
-  auto& w1 = g.add_initializer(random_tensor({3, 2, 3, 3}, "W1", 1, 0.4f));
-  auto& c1 = g.add_node("Conv", {&x, &w1}, {"c1"}, "conv1");
-  auto& l1 = g.add_node("LeakyRelu", {c1.output(0)}, {"l1"}, "leaky");
-  l1.set_attribute(quench::attribute::make_float("alpha", 0.2f));
-  quench::tensor floor(quench::dtype::float32, {1}, "floor");
-  floor.view<float>()[0] = -0.4f;
-  auto& fl = g.add_initializer(std::move(floor));
-  auto& m1 = g.add_node("Max", {&fl, l1.output(0)}, {"m1"}, "max");  // the constant first: either order
-  auto& p = g.add_node("MaxPool", {m1.output(0)}, {"p"}, "pool");
-  p.set_attribute(quench::attribute::make_ints("kernel_shape", {2, 2}));
-  auto& w2 = g.add_initializer(random_tensor({2, 3, 1, 1}, "W2", 2, 0.4f));
-  auto& c2 = g.add_node("Conv", {p.output(0), &w2}, {"c2"}, "conv2");
-  quench::tensor ceiling(quench::dtype::float32, {}, "ceiling");
-  ceiling.view<float>()[0] = 3.f;
-  auto& ce = g.add_initializer(std::move(ceiling));
-  auto& y = g.add_node("Min", {c2.output(0), &ce}, {"y"}, "min");
-  auto& r = g.add_node("Relu", {p.output(0)}, {"r"}, "relu");
-  g.add_output(*y.output(0));
-  g.add_output(*r.output(0));
-  return m;
-}
-}  // namespace
 
 TEST_CASE("saturation_bounds: what consumers can tell apart, through LeakyRelu and element-selecting ops") {
-  const auto m = saturating_chain();
+  const auto m = quench_test::saturating_chain();
   const auto b = quench::pipeline::detail::saturation_bounds(m.main_graph(), 13);
   constexpr float inf = std::numeric_limits<float>::infinity();
   REQUIRE(b.count("l1"));
@@ -157,7 +125,7 @@ TEST_CASE("saturation_bounds: what consumers can tell apart, through LeakyRelu a
 }
 
 TEST_CASE("qdq_plan: saturation bounds narrow the planned ranges, unless switched off") {
-  const auto m = saturating_chain();
+  const auto m = quench_test::saturating_chain();
   const std::unordered_set<std::string> all{"x", "c1", "l1", "m1", "p", "c2", "y", "r"};
   const auto plan = plan_qdq(m, profile_by_name("ort"), all);
   REQUIRE(plan.find("c1"));

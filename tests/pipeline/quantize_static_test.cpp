@@ -425,3 +425,42 @@ TEST_CASE("quantize_static reduce_range: int8 weights on [-64, 64], each channel
     CHECK(sqnr > 20);
   }
 }
+
+TEST_CASE("error report of a QDQ model: float tensors clamped to the saturation bounds their quantizers were planned with") {
+  const auto ref = quench_test::saturating_chain();
+  auto m = quench_test::saturating_chain();
+  auto samples = [](std::int64_t n, std::uint32_t seed) {
+    std::vector<std::pair<std::string, quench::tensor>> in;
+    in.emplace_back("x", quench_test::random_tensor({n, 2, 6, 6}, "x", seed, 3.f));  // c1 goes well below -2
+    return quench::data::tensor_source(std::move(in));
+  };
+  auto data = samples(16, 5);
+  quantize_options o;
+  o.calibration.batch_size = 1;
+  o.select_ranges = false;  // min-max: the bound alone narrows c1's range
+  o.calibration.method = quench::calib::method::minmax;
+  const auto r = quantize_static(m, data, o);
+  // c1's DQ output carries the bound LeakyRelu(0.2) -> Max(x, -0.4) puts on it.
+  std::string c1;
+  for (const auto& [dq, of] : r.inserted.dq_of)
+    if (of == "c1") c1 = dq;
+  REQUIRE(!c1.empty());
+  REQUIRE(r.inserted.bounds.count(c1));
+  CHECK(r.inserted.bounds.at(c1).first == doctest::Approx(-2.f));
+  auto eval = samples(8, 77);
+  const auto raw = quench::pipeline::compare_models(ref, m, eval, r.inserted.dq_of);
+  const auto seen = quench::pipeline::compare_quantized(ref, m, eval, r.inserted);
+  auto find = [&](const quench::pipeline::model_error_report& e) {
+    for (const auto& t : e.tensors)
+      if (t.name == "c1") return t;
+    FAIL("no c1 in the report");
+    return quench::pipeline::tensor_error{};
+  };
+  const double unclamped = find(raw).sqnr_db(), clamped = find(seen).sqnr_db();
+  MESSAGE("c1: " << unclamped << " dB against the float tensor, " << clamped << " dB against what its consumers see");
+  CHECK(unclamped < 15);       // the cut below -2 counted as error
+  CHECK(clamped > unclamped + 10);  // against the clamped tensor only rounding is left
+  // The outputs are compared as they are, by both.
+  REQUIRE(raw.outputs.size() == seen.outputs.size());
+  for (std::size_t i = 0; i < raw.outputs.size(); ++i) CHECK(raw.outputs[i].sqnr_db() == seen.outputs[i].sqnr_db());
+}

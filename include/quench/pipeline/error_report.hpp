@@ -6,7 +6,7 @@
 // the largest absolute error, accumulated over all samples. Sorted worst SQNR first, which is
 // where a user looks when accuracy drops.
 //
-//     auto r = quench::pipeline::compare_models(float_model, qdq_model, data, report.inserted.dq_of);
+//     auto r = quench::pipeline::compare_quantized(float_model, qdq_model, data, report.inserted);
 //     for (const auto& t : r.tensors) std::printf("%s %.1f dB\n", t.name.c_str(), t.sqnr_db);
 //
 // Samples run one batch at a time; the float model's tensors of interest are kept for one batch
@@ -27,6 +27,7 @@
 #include "quench/data/sample_source.hpp"
 #include "quench/data/spread_samples.hpp"
 #include "quench/graph/model.hpp"
+#include "quench/pipeline/insert_qdq.hpp"
 #include "quench/runtime/executor.hpp"
 
 namespace quench::pipeline {
@@ -90,20 +91,26 @@ struct compare_options {
 
 namespace detail {
 
-inline void accumulate(tensor_error& e, const tensor& x, const tensor& y) {
+/// `bounds`: the reference is clamped to [first, second] first (nullptr: compared as it is).
+inline void accumulate(tensor_error& e, const tensor& x, const tensor& y, const std::pair<float, float>* bounds = nullptr) {
   if (x.shape() != y.shape())
     throw_error(errc::shape_mismatch, tensor_context(e.name),
                 "the models give different shapes: " + to_string(x.shape()) + " and " + to_string(y.shape()));
-  e.add(x.view<float>().data(), y.view<float>().data(), x.size());
+  if (!bounds) {
+    e.add(x.view<float>().data(), y.view<float>().data(), x.size());
+    return;
+  }
+  std::vector<float> clamped(x.view<float>().begin(), x.view<float>().end());
+  for (float& v : clamped)  // NaN stays NaN, and is counted as non-finite
+    v = v < bounds->first ? bounds->first : v > bounds->second ? bounds->second : v;
+  e.add(clamped.data(), y.view<float>().data(), x.size());
 }
 
-}  // namespace detail
-
-/// Runs `reference` and `candidate` on the same samples and compares each pair of
-/// `pairs` (candidate tensor -> reference tensor, e.g. qdq_insert_report::dq_of) and the graph
-/// outputs (matched by name). Pairs whose tensors are not float32 or never appear are skipped.
+/// compare_models, with the reference tensor of each pair in `bounds` (by candidate tensor)
+/// clamped to its interval.
 inline model_error_report compare_models(const model& reference, const model& candidate, data::sample_source& source,
-                                         const std::map<std::string, std::string>& pairs, const compare_options& opt = {}) {
+                                         const std::map<std::string, std::string>& pairs,
+                                         const std::map<std::string, std::pair<float, float>>& bounds, const compare_options& opt) {
   if (opt.batch_size < 1) throw_error(errc::invalid_argument, "compare_models", "batch size must be >= 1");
   runtime::executor ref(reference, opt.executor), cand(candidate, opt.executor);
   std::unordered_map<std::string, std::string> ref_to_cand;
@@ -134,7 +141,8 @@ inline model_error_report compare_models(const model& reference, const model& ca
     auto cand_out = cand.run(feeds, [&](const std::string& name, const tensor& t) {
       auto it = kept.find(name);
       if (it == kept.end() || t.dtype() != dtype::float32) return;
-      detail::accumulate(errors.at(name), it->second, t);
+      auto b = bounds.find(name);
+      accumulate(errors.at(name), it->second, t, b == bounds.end() ? nullptr : &b->second);
       kept.erase(it);
     });
     for (std::size_t i = 0; i < outputs.size(); ++i) {
@@ -143,7 +151,7 @@ inline model_error_report compare_models(const model& reference, const model& ca
       if (at == names.end()) throw_error(errc::invalid_argument, "output '" + outputs[i].name + "'", "the quantized model has no output of that name");
       const tensor& x = ref_out[i];
       const tensor& y = cand_out[static_cast<std::size_t>(at - names.begin())];
-      if (x.dtype() == dtype::float32 && y.dtype() == dtype::float32) detail::accumulate(outputs[i], x, y);
+      if (x.dtype() == dtype::float32 && y.dtype() == dtype::float32) accumulate(outputs[i], x, y);
     }
   });
   for (auto& [name, e] : errors)
@@ -152,6 +160,26 @@ inline model_error_report compare_models(const model& reference, const model& ca
                    [](const tensor_error& a, const tensor_error& b) { return a.sqnr_db() < b.sqnr_db(); });
   report.outputs = std::move(outputs);
   return report;
+}
+
+}  // namespace detail
+
+/// Runs `reference` and `candidate` on the same samples and compares each pair of
+/// `pairs` (candidate tensor -> reference tensor) and the graph outputs (matched by name).
+/// Pairs whose tensors are not float32 or never appear are skipped.
+inline model_error_report compare_models(const model& reference, const model& candidate, data::sample_source& source,
+                                         const std::map<std::string, std::string>& pairs, const compare_options& opt = {}) {
+  return detail::compare_models(reference, candidate, source, pairs, {}, opt);
+}
+
+/// The same for a QDQ model against the float model it came from: the pairs are the insertion's
+/// DQ outputs, and each float tensor is clamped to its quantizer's planned bounds first
+/// (qdq_insert_report::bounds). Saturation bounds cut values no consumer tells apart (below -2
+/// before tf2onnx's LeakyRelu(0.2) -> Max(x, -0.4)); compared unclamped, such a tensor shows
+/// the cut as error (5 dB on openWakeWord's second Conv) although no output changes.
+inline model_error_report compare_quantized(const model& reference, const model& candidate, data::sample_source& source,
+                                            const qdq_insert_report& inserted, const compare_options& opt = {}) {
+  return detail::compare_models(reference, candidate, source, inserted.dq_of, inserted.bounds, opt);
 }
 
 }  // namespace quench::pipeline

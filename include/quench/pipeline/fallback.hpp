@@ -90,7 +90,7 @@ inline fallback_result quantize_with_fallback(const std::function<model()>& load
     return m;
   };
   auto measure = [&](const model& q, const quantize_report& rep) {
-    return compare_models(reference, q, eval, rep.inserted.dq_of, fo.evaluation);
+    return compare_quantized(reference, q, eval, rep.inserted, fo.evaluation);
   };
 
   fallback_result r;

@@ -46,6 +46,11 @@ struct qdq_insert_report {
   /// The float model's tensor behind each DQ output that replaced it ("x_DequantizeLinear_Output" ->
   /// "x"), for per-tensor error reports.
   std::map<std::string, std::string> dq_of;
+  /// DQ output -> the interval its planned activation was bounded to (planned_activation's
+  /// lower_bound and upper_bound: an absorbed Relu, saturation bounds), when either is finite.
+  /// Values outside it are ones the consumers cannot tell apart, so error reports clamp the
+  /// float tensor to it before comparing.
+  std::map<std::string, std::pair<float, float>> bounds;
 };
 
 struct weight_options {
@@ -304,6 +309,7 @@ inline qdq_insert_report insert_qdq(model& m, const qdq_plan& plan, const std::m
         if (g.outputs()[i] == src) g.set_output(i, out);
     }
     report.dq_of[out.name()] = a.range_of;  // an absorbed Relu: the Relu's output
+    if (std::isfinite(a.lower_bound) || std::isfinite(a.upper_bound)) report.bounds[out.name()] = {a.lower_bound, a.upper_bound};
     report.activations.push_back(a.name);
   }
 

@@ -73,7 +73,7 @@ inline output_selection_result select_ranges_by_output(const std::function<model
   model first = load_float();
   const quantize_report rep = quantize_static(first, calib, opt);
   r.table = rep.table;
-  r.sqnr_before_db = compare_models(reference, first, eval, rep.inserted.dq_of, so.evaluation).output_sqnr_db();
+  r.sqnr_before_db = compare_quantized(reference, first, eval, rep.inserted, so.evaluation).output_sqnr_db();
   double current = r.sqnr_before_db;
 
   // The roots that carry candidates, once each, in the plan's (topological) order.
@@ -105,7 +105,7 @@ inline output_selection_result select_ranges_by_output(const std::function<model
       o.calibrate_missing = false;
       model q = load_float();
       const quantize_report qr = quantize_static(q, calib, o);
-      const double s = compare_models(reference, q, eval, qr.inserted.dq_of, so.evaluation).output_sqnr_db();
+      const double s = compare_quantized(reference, q, eval, qr.inserted, so.evaluation).output_sqnr_db();
       ++r.trials;
       c.sqnr_db.emplace_back(k.method, s);
       if (s > current) {

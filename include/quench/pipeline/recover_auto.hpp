@@ -104,7 +104,7 @@ inline recover_result quantize_recover_auto(const std::function<model()>& load_f
     candidate c;
     c.q = load_float();
     c.rep = quantize_static(c.q, calib, o);
-    c.e = compare_models(reference, c.q, eval, c.rep.inserted.dq_of, ro.evaluation);
+    c.e = compare_quantized(reference, c.q, eval, c.rep.inserted, ro.evaluation);
     return c;
   };
   auto seconds_since = [](clock::time_point t0) { return std::chrono::duration<double>(clock::now() - t0).count(); };
