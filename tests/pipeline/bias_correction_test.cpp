@@ -78,33 +78,40 @@ quench::data::tensor_source chain_data3(std::int64_t n, std::uint32_t seed) {
   in.emplace_back("x", quench_test::random_tensor({n, 3, 10, 10}, "x", seed, 1.f, 0.5f));
   return quench::data::tensor_source(std::move(in));
 }
+
+/// chain() quantized with `o` on its 32 calibration samples.
+std::pair<quench::model, quench::pipeline::quantize_report> quantized_chain(const quench::pipeline::quantize_options& o) {
+  auto m = chain();
+  auto data = chain_data(32, 3);
+  auto r = quench::pipeline::quantize_static(m, data, o);
+  return std::make_pair(std::move(m), std::move(r));
+}
+
+/// Largest |float mean - QDQ mean| over every layer's channels of chain(), on the calibration samples.
+double largest_mean_gap(const quench::model& q) {
+  std::vector<std::string> outs;
+  for (int i = 0; i < depth; ++i) outs.push_back("c" + std::to_string(i));
+  auto calib = chain_data(32, 3);
+  const auto want = quench::pipeline::layer_output_means(chain(), calib, outs);
+  const auto got = quench::pipeline::layer_output_means(q, calib, outs);
+  double worst = 0;
+  for (const auto& name : outs)
+    for (std::size_t k = 0; k < want.at(name).size(); ++k) worst = std::max(worst, std::fabs(want.at(name)[k] - got.at(name)[k]));
+  return worst;
+}
 }  // namespace
 
 TEST_CASE("bias correction goes layer by layer in one run: every layer's output mean matches the float model's; a second run removes only rounding") {
   const auto ref = chain();
-  std::vector<std::string> outs;
-  for (int i = 0; i < depth; ++i) outs.push_back("c" + std::to_string(i));
-  auto calib = chain_data(32, 3);
-  const auto want = quench::pipeline::layer_output_means(ref, calib, outs);
   auto build = [&](bool correct) {
-    auto m = chain();
-    auto data = chain_data(32, 3);
     quench::pipeline::quantize_options o;
     o.profile.per_channel = false;  // coarse weights: every layer shifts its mean
     o.correct_bias = correct;
     o.bias_correction.samples = 32;
     o.bias_correction.passes = 1;
-    auto r = quench::pipeline::quantize_static(m, data, o);
-    return std::make_pair(std::move(m), std::move(r));
+    return quantized_chain(o);
   };
-  // Largest |float mean - QDQ mean| over every layer's channels, on the calibration samples.
-  auto gap = [&](const quench::model& q) {
-    const auto got = quench::pipeline::layer_output_means(q, calib, outs);
-    double worst = 0;
-    for (const auto& name : outs)
-      for (std::size_t k = 0; k < want.at(name).size(); ++k) worst = std::max(worst, std::fabs(want.at(name)[k] - got.at(name)[k]));
-    return worst;
-  };
+  auto gap = largest_mean_gap;
   auto [plain, rp] = build(false);
   auto [fixed, rf] = build(true);
   REQUIRE(rf.bias_correction.layers.size() == static_cast<std::size_t>(depth));
@@ -229,29 +236,16 @@ TEST_CASE("correct_biases refuses zero passes, samples or batch size") {
 
 TEST_CASE("bias correction with weight-only quantization: float biases matched to the float model, and it refuses to run without data") {
   const auto ref = chain();
-  std::vector<std::string> outs;
-  for (int i = 0; i < depth; ++i) outs.push_back("c" + std::to_string(i));
-  auto calib = chain_data(32, 3);
-  const auto want = quench::pipeline::layer_output_means(ref, calib, outs);
   auto build = [&](bool correct) {
-    auto m = chain();
-    auto data = chain_data(32, 3);
     quench::pipeline::quantize_options o;
     o.profile = quench::pipeline::profile_by_name("weight-only");
     o.profile.per_channel = false;
     o.profile.weight_type = quench::dtype::int4;  // coarse weights, and int4 needs a newer opset
     o.correct_bias = correct;
     o.bias_correction.samples = 32;
-    auto r = quench::pipeline::quantize_static(m, data, o);
-    return std::make_pair(std::move(m), std::move(r));
+    return quantized_chain(o);
   };
-  auto gap = [&](const quench::model& q) {
-    const auto got = quench::pipeline::layer_output_means(q, calib, outs);
-    double worst = 0;
-    for (const auto& name : outs)
-      for (std::size_t k = 0; k < want.at(name).size(); ++k) worst = std::max(worst, std::fabs(want.at(name)[k] - got.at(name)[k]));
-    return worst;
-  };
+  auto gap = largest_mean_gap;
   auto [plain, rp] = build(false);
   auto [fixed, rf] = build(true);
   CHECK(rp.bias_correction.layers.empty());
