@@ -111,7 +111,7 @@ inline void accumulate(tensor_error& e, const tensor& x, const tensor& y, const 
 inline model_error_report compare_models(const model& reference, const model& candidate, data::sample_source& source,
                                          const std::map<std::string, std::string>& pairs,
                                          const std::map<std::string, std::pair<float, float>>& bounds, const compare_options& opt) {
-  if (opt.batch_size < 1) throw_error(errc::invalid_argument, "compare_models", "batch size must be >= 1");
+  if (opt.batch_size < 1 || opt.samples < 1) throw_error(errc::invalid_argument, "compare_models", "samples and batch size must be >= 1");
   runtime::executor ref(reference, opt.executor), cand(candidate, opt.executor);
   std::unordered_map<std::string, std::string> ref_to_cand;
   for (const auto& [c, r] : pairs) ref_to_cand[r] = c;
@@ -128,7 +128,6 @@ inline model_error_report compare_models(const model& reference, const model& ca
     e.name = e.compared = name;
     outputs.push_back(e);
   }
-  if (opt.samples < 1) throw_error(errc::invalid_argument, "compare_models", "samples must be >= 1");
   model_error_report report;
   report.samples = data::for_each_spread_batch(source, opt.samples, opt.batch_size, [&](data::batch& b) {
     std::unordered_map<std::string, const tensor*> feeds;
