@@ -49,3 +49,21 @@ TEST_CASE("spread batches read the chosen samples in order, in batches of the gi
   CHECK_THROWS_AS(quench::data::for_each_spread_batch(src, 0, 2, [](quench::data::batch&) {}), quench::error);
   CHECK_THROWS_AS(quench::data::for_each_spread_batch(src, 2, 0, [](quench::data::batch&) {}), quench::error);
 }
+
+TEST_CASE("index view reads the given samples of a source in the given order") {
+  quench::data::callback_source src(10, [&](std::int64_t first, std::int64_t count) {
+    quench::data::batch b;
+    tensor t(dtype::int64, {count});
+    for (std::int64_t i = 0; i < count; ++i) t.view<std::int64_t>()[static_cast<std::size_t>(i)] = first + i;
+    b.emplace_back("x", std::move(t));
+    return b;
+  });
+  quench::data::index_view v(src, {7, 2, 3, 9});
+  CHECK(v.size() == 4);
+  CHECK(v.sample_name(0) == src.sample_name(7));
+  const quench::data::batch b = v.read(1, 3);
+  V got(b[0].second.view<std::int64_t>().begin(), b[0].second.view<std::int64_t>().end());
+  CHECK(got == V{2, 3, 9});
+  CHECK_THROWS_AS(v.read(3, 2), quench::error);
+  CHECK_THROWS_WITH(quench::data::index_view(src, {0, 10}), doctest::Contains("index 10 outside a source of 10"));
+}

@@ -69,6 +69,16 @@ struct tensor_error {
     }
     elements += static_cast<std::int64_t>(n);
   }
+  /// Adds the statistics of the same tensor on other samples.
+  void merge(const tensor_error& o) {
+    signal += o.signal;
+    noise += o.noise;
+    dot += o.dot;
+    candidate_energy += o.candidate_energy;
+    max_abs_error = std::max(max_abs_error, o.max_abs_error);
+    nonfinite += o.nonfinite;
+    elements += o.elements;
+  }
 };
 
 struct model_error_report {

@@ -15,8 +15,18 @@
 // SQNR on the evaluation samples is kept. Ties keep the MSE choice. The cost is one quantization
 // and one evaluation per candidate (about 4 per activation), all from the ranges of one
 // calibration pass.
+//
+// About 240 greedy choices on a few samples overfit them: on openWakeWord, 32 report samples
+// said +3.0 dB and 512 held-out windows +1.9. So the samples are split into two alternating halves,
+// and a candidate is kept only when it raises the output SQNR on each half and on both together.
+// There it changed 12 tensors instead of 21, the report fell from 27.66 to 27.35 dB and the held-out
+// SQNR stayed (26.47 against 26.45 dB): the same model quality, and a report that predicts it
+// 0.9 dB closer.
 
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
+#include <limits>
 #include <functional>
 #include <map>
 #include <set>
@@ -31,6 +41,9 @@ namespace quench::pipeline {
 
 struct output_selection_options {
   compare_options evaluation;
+  /// Split the evaluation samples into two halves (alternate ones) and keep a candidate only when
+  /// it raises the output SQNR on both: a gain on one half alone is more often noise.
+  bool both_halves = true;
   /// Called after each tensor's candidates are tried.
   std::function<void(const std::string& tensor, std::size_t done, std::size_t total)> progress;
 };
@@ -41,6 +54,9 @@ struct output_choice {
   std::string method;      ///< the choice by output SQNR
   /// Output SQNR (dB) with each candidate, given the choices made before this tensor.
   std::vector<std::pair<std::string, double>> sqnr_db;
+  /// The same on each half of the samples (one value per candidate and half; empty halves
+  /// when `both_halves` is off or there is one sample).
+  std::vector<std::vector<double>> half_sqnr_db;
 };
 
 struct output_selection_result {
@@ -73,8 +89,42 @@ inline output_selection_result select_ranges_by_output(const std::function<model
   model first = load_float();
   const quantize_report rep = quantize_static(first, calib, opt);
   r.table = rep.table;
-  r.sqnr_before_db = compare_quantized(reference, first, eval, rep.inserted, so.evaluation).output_sqnr_db();
-  double current = r.sqnr_before_db;
+
+  // The evaluation samples, as one set or as two alternating halves.
+  const std::vector<std::int64_t> picked = data::spread_indices(eval.size(), so.evaluation.samples);
+  if (picked.empty()) throw_error(errc::invalid_argument, "range selection by output", "needs evaluation samples; the source has none");
+  std::vector<std::vector<std::int64_t>> parts(so.both_halves && picked.size() >= 2 ? 2 : 1);
+  for (std::size_t k = 0; k < picked.size(); ++k) parts[k % parts.size()].push_back(picked[k]);
+  std::vector<data::index_view> views;
+  for (auto& p : parts) views.emplace_back(eval, std::move(p));
+  // Output SQNR on each part, and over all of them (from the summed signal and noise).
+  auto measure = [&](const model& q, const quantize_report& qr) {
+    std::vector<double> per;
+    std::vector<tensor_error> total;
+    for (data::index_view& v : views) {
+      compare_options c = so.evaluation;
+      c.samples = v.size();
+      const model_error_report e = compare_quantized(reference, q, v, qr.inserted, c);
+      per.push_back(e.output_sqnr_db());
+      if (total.empty()) total = e.outputs;
+      else
+        for (std::size_t i = 0; i < total.size() && i < e.outputs.size(); ++i) total[i].merge(e.outputs[i]);
+    }
+    double worst = std::numeric_limits<double>::infinity();
+    for (const tensor_error& t : total) worst = std::min(worst, t.sqnr_db());
+    per.push_back(worst);
+    return per;
+  };
+  std::vector<double> current = measure(first, rep);
+  r.sqnr_before_db = current.back();
+  auto halves_of = [&](const std::vector<double>& s) {
+    return views.size() > 1 ? std::vector<double>(s.begin(), s.end() - 1) : std::vector<double>{};
+  };
+  auto better = [&](const std::vector<double>& s) {
+    for (std::size_t i = 0; i + 1 < s.size(); ++i)
+      if (!(s[i] > current[i])) return false;
+    return s.back() > current.back();
+  };
 
   // The roots that carry candidates, once each, in the plan's (topological) order.
   std::vector<const quantized_tensor*> roots;
@@ -92,7 +142,8 @@ inline output_selection_result select_ranges_by_output(const std::function<model
     calib::tensor_calibration best = *entry;
     for (const range_candidate& k : t.candidates) {
       if (k.method == entry->method) {
-        c.sqnr_db.emplace_back(k.method, current);
+        c.sqnr_db.emplace_back(k.method, current.back());
+        c.half_sqnr_db.push_back(halves_of(current));
         continue;
       }
       calib::calibration_table trial_table = r.table;
@@ -105,10 +156,11 @@ inline output_selection_result select_ranges_by_output(const std::function<model
       o.calibrate_missing = false;
       model q = load_float();
       const quantize_report qr = quantize_static(q, calib, o);
-      const double s = compare_quantized(reference, q, eval, qr.inserted, so.evaluation).output_sqnr_db();
+      const std::vector<double> s = measure(q, qr);
       ++r.trials;
-      c.sqnr_db.emplace_back(k.method, s);
-      if (s > current) {
+      c.sqnr_db.emplace_back(k.method, s.back());
+      c.half_sqnr_db.push_back(halves_of(s));
+      if (better(s)) {
         current = s;
         best = std::move(e);
         c.method = k.method;
@@ -118,7 +170,7 @@ inline output_selection_result select_ranges_by_output(const std::function<model
     r.choices.push_back(std::move(c));
     if (so.progress) so.progress(t.range_of, i + 1, roots.size());
   }
-  r.sqnr_after_db = current;
+  r.sqnr_after_db = current.back();
   return r;
 }
 
