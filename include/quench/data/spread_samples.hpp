@@ -13,8 +13,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <string>
-#include <utility>
 #include <vector>
 
 #include "quench/core/error.hpp"
@@ -35,27 +33,6 @@ inline std::vector<std::int64_t> spread_indices(std::int64_t size, std::int64_t 
   for (std::int64_t k = 0; k < keep; ++k) out[static_cast<std::size_t>(k)] = k * q + k * r / keep;
   return out;
 }
-
-/// The samples at `indices` of a source it does not own (which must outlive it), in that order.
-class index_view final : public sample_source {
- public:
-  index_view(sample_source& inner, std::vector<std::int64_t> indices) : inner_(&inner), index_(std::move(indices)) {
-    for (std::int64_t i : index_)
-      if (i < 0 || i >= inner.size())
-        throw_error(errc::invalid_argument, "index_view",
-                    "index " + std::to_string(i) + " outside a source of " + std::to_string(inner.size()) + " samples");
-  }
-  std::int64_t size() const override { return static_cast<std::int64_t>(index_.size()); }
-  std::string sample_name(std::int64_t i) const override { return inner_->sample_name(index_[static_cast<std::size_t>(i)]); }
-  batch read(std::int64_t first, std::int64_t count) override {
-    detail::check_range(*this, first, count);
-    return detail::gather(*inner_, index_.data() + first, count);
-  }
-
- private:
-  sample_source* inner_;
-  std::vector<std::int64_t> index_;
-};
 
 /// Calls `f` with batches of at most `batch_size` of the samples spread_indices(source.size(),
 /// samples) picks, in source order; returns how many samples it read.

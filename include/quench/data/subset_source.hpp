@@ -21,6 +21,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "quench/data/sample_source.hpp"
@@ -80,24 +81,16 @@ inline batch gather(sample_source& src, const std::int64_t* indices, std::int64_
 }
 }  // namespace detail
 
-class subset_source final : public sample_source {
+/// The samples at `indices` of a source it does not own (which must outlive it), in that order:
+/// range selection's halves of the report samples, and what subset_source reads through.
+class index_view final : public sample_source {
  public:
-  subset_source(std::unique_ptr<sample_source> inner, const subset_options& o) : inner_(std::move(inner)) {
-    if (!inner_) throw_error(errc::invalid_argument, "subset_source", "needs a source");
-    const std::int64_t n = inner_->size();
-    if (o.samples < -1 || o.samples == 0)
-      throw_error(errc::invalid_argument, "--samples", "expected a positive count, found " + std::to_string(o.samples));
-    const std::int64_t keep = o.samples < 0 ? n : std::min(o.samples, n);
-    if (!o.shuffle && keep == n) {
-      index_.resize(static_cast<std::size_t>(n));
-      for (std::int64_t i = 0; i < n; ++i) index_[static_cast<std::size_t>(i)] = i;
-      return;
-    }
-    index_ = detail::seeded_permutation(n, o.seed);
-    index_.resize(static_cast<std::size_t>(keep));
-    if (!o.shuffle) std::sort(index_.begin(), index_.end());
+  index_view(sample_source& inner, std::vector<std::int64_t> indices) : inner_(&inner), index_(std::move(indices)) {
+    const std::int64_t n = inner.size();
+    for (std::int64_t i : index_)
+      if (i < 0 || i >= n)
+        throw_error(errc::invalid_argument, "index_view", "index " + std::to_string(i) + " outside a source of " + std::to_string(n) + " samples");
   }
-
   std::int64_t size() const override { return static_cast<std::int64_t>(index_.size()); }
   std::string sample_name(std::int64_t i) const override { return inner_->sample_name(index_[static_cast<std::size_t>(i)]); }
   batch read(std::int64_t first, std::int64_t count) override {
@@ -108,8 +101,45 @@ class subset_source final : public sample_source {
   const std::vector<std::int64_t>& indices() const noexcept { return index_; }
 
  private:
-  std::unique_ptr<sample_source> inner_;
+  sample_source* inner_;
   std::vector<std::int64_t> index_;
+};
+
+class subset_source final : public sample_source {
+ public:
+  subset_source(std::unique_ptr<sample_source> inner, const subset_options& o)
+      : inner_(std::move(inner)), view_(checked(inner_), pick(checked(inner_), o)) {}
+
+  std::int64_t size() const override { return view_.size(); }
+  std::string sample_name(std::int64_t i) const override { return view_.sample_name(i); }
+  batch read(std::int64_t first, std::int64_t count) override { return view_.read(first, count); }
+  /// Index in the inner source of each sample.
+  const std::vector<std::int64_t>& indices() const noexcept { return view_.indices(); }
+
+ private:
+  static sample_source& checked(const std::unique_ptr<sample_source>& inner) {
+    if (!inner) throw_error(errc::invalid_argument, "subset_source", "needs a source");
+    return *inner;
+  }
+  static std::vector<std::int64_t> pick(const sample_source& inner, const subset_options& o) {
+    const std::int64_t n = inner.size();
+    if (o.samples < -1 || o.samples == 0)
+      throw_error(errc::invalid_argument, "--samples", "expected a positive count, found " + std::to_string(o.samples));
+    const std::int64_t keep = o.samples < 0 ? n : std::min(o.samples, n);
+    std::vector<std::int64_t> index;
+    if (!o.shuffle && keep == n) {
+      index.resize(static_cast<std::size_t>(n));
+      for (std::int64_t i = 0; i < n; ++i) index[static_cast<std::size_t>(i)] = i;
+      return index;
+    }
+    index = detail::seeded_permutation(n, o.seed);
+    index.resize(static_cast<std::size_t>(keep));
+    if (!o.shuffle) std::sort(index.begin(), index.end());
+    return index;
+  }
+
+  std::unique_ptr<sample_source> inner_;
+  index_view view_;  // over *inner_, so declared after it
 };
 
 }  // namespace quench::data

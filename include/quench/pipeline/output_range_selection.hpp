@@ -23,10 +23,8 @@
 // SQNR stayed (26.47 against 26.45 dB): the same model quality, and a report that predicts it
 // 0.9 dB closer.
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 #include <functional>
 #include <map>
 #include <set>
@@ -100,19 +98,17 @@ inline output_selection_result select_ranges_by_output(const std::function<model
   // Output SQNR on each part, and over all of them (from the summed signal and noise).
   auto measure = [&](const model& q, const quantize_report& qr) {
     std::vector<double> per;
-    std::vector<tensor_error> total;
+    model_error_report total;
     for (data::index_view& v : views) {
       compare_options c = so.evaluation;
       c.samples = v.size();
       const model_error_report e = compare_quantized(reference, q, v, qr.inserted, c);
       per.push_back(e.output_sqnr_db());
-      if (total.empty()) total = e.outputs;
+      if (total.outputs.empty()) total.outputs = e.outputs;
       else
-        for (std::size_t i = 0; i < total.size() && i < e.outputs.size(); ++i) total[i].merge(e.outputs[i]);
+        for (std::size_t i = 0; i < total.outputs.size() && i < e.outputs.size(); ++i) total.outputs[i].merge(e.outputs[i]);
     }
-    double worst = std::numeric_limits<double>::infinity();
-    for (const tensor_error& t : total) worst = std::min(worst, t.sqnr_db());
-    per.push_back(worst);
+    per.push_back(total.output_sqnr_db());
     return per;
   };
   std::vector<double> current = measure(first, rep);
